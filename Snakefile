@@ -1,0 +1,25 @@
+# Towards Optimal Learning of Language Models (Gu et al., 2024), end to end.
+#   snakemake --cores all                 every figure and table (config.yaml, laptop scale)
+#   snakemake --cores all figure5a        one figure and only what it needs
+# Rules live in workflow/rules/, the code they call in pipeline/.
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: os.path.join(workflow.basedir, "config.yaml")  # the defaults, wherever --directory points
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,80 @@
+"""Per-run summary: AUC and compression ratio of every policy, acceleration ratio, stage times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import paper
+from pipeline.policy.optimize import compression_ratio
+
+
+def acceleration_ratio(conventional: np.ndarray, optimized: np.ndarray) -> float:
+    """AR = T / min{t : L^opt(θ_t) ≤ L^conv(θ_T)} over test-loss curves indexed t = 0..T.
+
+    If the optimised curve never reaches the conventional final loss, the policy is slower and
+    the ratio is reported below 1 the other way round: min{t : L^conv(θ_t) ≤ L^opt(θ_T)} / T.
+    """
+    steps = len(conventional) - 1
+    reached = np.flatnonzero(optimized <= conventional[-1])
+    if reached.size:
+        return steps / max(int(reached[0]), 1)
+    behind = np.flatnonzero(conventional <= optimized[-1])
+    return int(behind[0]) / steps
+
+
+def read_benchmark_seconds(path: str | Path) -> float:
+    """Wall seconds from a Snakemake `benchmark:` file."""
+    return float(pd.read_csv(path, sep="\t")["s"].iloc[0])
+
+
+def summarize_run(
+    settings: dict,
+    steps_paths: dict[str, str],
+    history_path: str,
+    benchmarks: dict[str, list[str]],
+    log_vocab: float,
+) -> dict:
+    """The summary of one run; `steps_paths` maps policy names (conventional first) to dumps."""
+    steps = settings["train"]["steps"]
+    curves = {
+        name: pd.read_parquet(path)["test_loss"].to_numpy() for name, path in steps_paths.items()
+    }
+    policies = {}
+    for name, curve in curves.items():
+        auc = float(curve[1:].sum())
+        policies[name] = {
+            "auc": auc,
+            "compression_ratio": compression_ratio(auc, steps, log_vocab),
+            "final_test_loss": float(curve[-1]),
+        }
+    names = list(curves)
+    near_optimal = names[-1]
+    history = pd.read_parquet(history_path)
+    paper_ar = paper.ACCELERATION_RATIO.get(settings["kind"])
+    return {
+        "run": settings["name"],
+        "T": steps,
+        "N": settings["data"]["n_train"],
+        "K": settings["data"]["n_desired"],
+        "eta": settings["train"]["eta"],
+        "policy_epochs": settings["policy"]["epochs"],
+        "policy_step_size": settings["policy"]["step_size"],
+        "policy_objective_scale": settings["policy"]["objective_scale"],
+        "policy_schedule": settings["policy"]["schedule"],
+        "log_vocab_nats": log_vocab,
+        "near_optimal_policy": near_optimal,
+        "acceleration_ratio": acceleration_ratio(curves["conventional"], curves[near_optimal]),
+        "paper_acceleration_ratio": paper_ar,
+        "policies": policies,
+        "objective_first_last": [
+            float(history["objective"].iloc[0]),
+            float(history["objective"].iloc[-1]),
+        ],
+        "stage_seconds": {
+            stage: sum(read_benchmark_seconds(p) for p in paths)
+            for stage, paths in benchmarks.items()
+        },
+    }

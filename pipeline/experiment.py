@@ -1,0 +1,107 @@
+"""A run as the engine needs it: the model, the three data sets on the device, η and T."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from pipeline.data.perceptron import load_perceptron_split
+from pipeline.models.base import Batch, LossModel
+from pipeline.models.perceptron import Perceptron
+from pipeline.models.transformer import Transformer, TransformerShape
+
+PAD_ID = 0  # the padding id of the TinyStories vocabulary (pipeline/data/tokenizer.py)
+
+
+@dataclass
+class Run:
+    """Everything that defines one training process up to its policy."""
+
+    settings: dict
+    model: LossModel
+    train: Batch
+    desired: Batch
+    test: Batch
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def eta(self) -> float:
+        return float(self.settings["train"]["eta"])
+
+    @property
+    def steps(self) -> int:
+        return int(self.settings["train"]["steps"])
+
+    @property
+    def n_train(self) -> int:
+        return next(iter(self.train.values())).shape[0]
+
+    @property
+    def log_vocab(self) -> float:
+        """ln |V|: the loss of a uniform guess, in nats (|V| = 2 for the Perceptron)."""
+        if self.settings["kind"] == "perceptron":
+            return math.log(2)
+        return math.log(self.settings["data"]["vocab_size"])
+
+
+def load_token_split(path: str | Path, seq_len: int, device: torch.device) -> Batch:
+    """Token sequences right-padded with PAD_ID to seq_len: {tokens: (n, seq_len) long}."""
+    table = pq.read_table(path, columns=["tokens"])
+    tokens = torch.full((table.num_rows, seq_len), PAD_ID, dtype=torch.long)
+    for i, row in enumerate(table.column("tokens").to_pylist()):
+        tokens[i, : len(row)] = torch.as_tensor(np.asarray(row[:seq_len], dtype=np.int64))
+    return {"tokens": tokens.to(device)}
+
+
+def build_model(settings: dict, device: torch.device) -> LossModel:
+    """The run's model: the Perceptron, or the Transformer sized by its settings."""
+    chunk = settings["train"]["chunk_size"] or None
+    if settings["kind"] == "perceptron":
+        return Perceptron(dim=settings["data"]["dim"])
+    data, arch = settings["data"], settings["model"]
+    shape = TransformerShape(
+        vocab_size=data["vocab_size"],
+        seq_len=data["seq_len"],
+        n_layer=arch["n_layer"],
+        n_embd=arch["n_embd"],
+        n_head=arch["n_head"],
+        ffn_mult=arch["ffn_mult"],
+        pad_id=PAD_ID,
+    )
+    return Transformer(shape, chunk_size=chunk, device=device)
+
+
+def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Run:
+    """Read the run's three splits from `data_dir` and build its model."""
+    data_dir = Path(data_dir)
+    if settings["kind"] == "perceptron":
+        splits = {
+            s: load_perceptron_split(data_dir / f"{s}.parquet", dtype, device)
+            for s in ("train", "desired", "test")
+        }
+    else:
+        vocab = json.loads((data_dir / "vocab.json").read_text())
+        if vocab.get("pad_id", PAD_ID) != PAD_ID:
+            raise ValueError(
+                f"{data_dir}/vocab.json has pad_id {vocab['pad_id']}, expected {PAD_ID}"
+            )
+        seq_len = settings["data"]["seq_len"]
+        splits = {
+            s: load_token_split(data_dir / f"{s}.parquet", seq_len, device)
+            for s in ("train", "desired", "test")
+        }
+    model = build_model(settings, device)
+    return Run(settings, model, splits["train"], splits["desired"], splits["test"], device, dtype)
+
+
+def initial_parameters(run: Run, seed: int) -> torch.Tensor:
+    """θ_0 of the run, the same for every policy: a function of the seed alone."""
+    generator = torch.Generator().manual_seed(seed)
+    return run.model.init_params(generator).to(device=run.device, dtype=run.dtype)

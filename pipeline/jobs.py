@@ -1,0 +1,165 @@
+"""The jobs the Snakemake rules run: each reads the `snakemake` object of its rule's script,
+sets up logging / threads / device, and calls the pure functions of the package.
+
+Rules stay thin (workflow/scripts/<job>.py is one call into this module), and each job can be
+run by hand from Python with any object exposing input, output, params, log, threads, config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from pipeline.experiment import Run, initial_parameters, load_run
+from pipeline.runtime import job, resolve_device, resolve_dtype
+from pipeline.training.descent import TrainingDiverged
+
+log = logging.getLogger("pipeline.jobs")
+
+
+def _log_path(smk) -> str | None:
+    return smk.log[0] if len(smk.log) else None
+
+
+def _load_run(smk) -> Run:
+    settings = smk.params.settings
+    device = resolve_device(smk.config["device"])
+    dtype = resolve_dtype(smk.config["dtype"])
+    data_dir = Path(smk.input.data[0]).parent
+    run = load_run(settings, data_dir, device, dtype)
+    log.info(
+        "run %s on %s (%s): N=%d, T=%d, eta=%g",
+        settings["name"],
+        device,
+        dtype,
+        run.n_train,
+        run.steps,
+        run.eta,
+    )
+    return run
+
+
+def _diverged(err: TrainingDiverged, settings: dict) -> RuntimeError:
+    key = f"{settings['kind']}.train.eta"
+    return RuntimeError(
+        f"{err}. The learning rate `{key}` = {settings['train']['eta']:g} is too large for "
+        f"this run (or `{settings['kind']}.policy.step_size` = "
+        f"{settings['policy']['step_size']:g} pushed the policy somewhere unstable): "
+        "lower it in config.yaml or with --config."
+    )
+
+
+def perceptron_data(smk) -> None:
+    from pipeline.data.perceptron import SPLITS, make_perceptron_data, write_split
+
+    with job(_log_path(smk)):
+        frames = make_perceptron_data(smk.params.settings, smk.params.seed)
+        for split in SPLITS:
+            write_split(frames[split], getattr(smk.output, split))
+            log.info(
+                "%s: %d examples, %.1f%% positive",
+                split,
+                len(frames[split]),
+                100 * frames[split]["y"].mean(),
+            )
+
+
+def optimize_policy(smk) -> None:
+    from pipeline.policy.optimize import optimize_policy as optimize
+
+    with job(_log_path(smk), smk.threads):
+        run = _load_run(smk)
+        theta0 = initial_parameters(run, smk.params.seed)
+        out_dir = Path(smk.output.policies)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {e: out_dir / f"epoch{e:04d}.pt" for e in smk.params.saved_epochs}
+        try:
+            optimize(
+                run,
+                theta0,
+                paths,
+                Path(smk.output.history),
+                Path(smk.params.resume_dir),
+                smk.params.seed,
+            )
+        except TrainingDiverged as err:
+            raise _diverged(err, run.settings) from None
+
+
+def evaluate_policy(smk) -> None:
+    from pipeline.training.evaluate import dump_steps, evaluate_policy, write_dumps
+
+    with job(_log_path(smk), smk.threads):
+        run = _load_run(smk)
+        theta0 = initial_parameters(run, smk.params.seed)
+        policy = None
+        if smk.params.policy != "conventional":
+            path = Path(smk.input.policies) / f"{smk.params.policy}.pt"
+            policy = torch.load(path, map_location=run.device).to(run.dtype)
+        evaluate = run.settings["evaluate"]
+        dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
+        try:
+            steps, examples = evaluate_policy(run, theta0, policy, dumped)
+        except TrainingDiverged as err:
+            raise _diverged(err, run.settings) from None
+        write_dumps(steps, examples, smk.output.steps, smk.output.examples)
+        log.info(
+            "final test loss %.5g, test AUC %.5g",
+            steps["test_loss"].iloc[-1],
+            steps["test_loss"].iloc[1:].sum(),
+        )
+
+
+def summarize(smk) -> None:
+    from pipeline.analysis.summary import summarize_run
+    from pipeline.experiment import Run as _Run  # noqa: F401  (documentation of the settings)
+
+    with job(_log_path(smk)):
+        settings = smk.params.settings
+        steps_paths = dict(zip(smk.params.policies, smk.input.steps, strict=True))
+        benchmarks = {
+            stage: [p for p in smk.input.benchmarks if f"/{stage}" in p]
+            for stage in smk.params.stages
+        }
+        summary = summarize_run(
+            settings, steps_paths, smk.input.history, benchmarks, smk.params.log_vocab
+        )
+        Path(smk.output[0]).write_text(json.dumps(summary, indent=2) + "\n")
+        log.info(
+            "acceleration ratio %.3f (paper %s)",
+            summary["acceleration_ratio"],
+            summary["paper_acceleration_ratio"],
+        )
+
+
+def figure_policy_optimization(smk) -> None:
+    from pipeline.plots.training import plot_policy_optimization
+
+    with job(_log_path(smk)):
+        plot_policy_optimization(smk.input.history, smk.params.settings, smk.output)
+
+
+def figure_loss_curves(smk) -> None:
+    from pipeline.plots.training import plot_loss_curves
+
+    with job(_log_path(smk)):
+        plot_loss_curves(
+            smk.input.conventional,
+            smk.input.near_optimal,
+            smk.params.settings,
+            smk.output,
+            paper_style=smk.params.paper_style,
+        )
+
+
+def tinystories_data(smk) -> None:
+    from pipeline.data.tinystories import build_tinystories
+
+    with job(_log_path(smk), smk.threads):
+        stats = build_tinystories(
+            smk.params.settings, Path(smk.output.train).parent, smk.params.seed
+        )
+        log.info("TinyStories data: %s", json.dumps(stats, default=str))

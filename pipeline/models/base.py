@@ -1,0 +1,128 @@
+"""A model as the policy-optimisation engine sees it: per-example losses of a flat parameter vector.
+
+Everything the engine needs from a model is derived here from one function, `losses(theta, batch)`
+→ l(x_n, θ) for every example n, through `torch.func`:
+
+- `weighted_grad`:      ∇_θ Σ_n w_n l_n(θ)                   (one training step of full-batch GD)
+- `weighted_grad_vjp`:  (H a, [∇l_n · a]_n) with H = ∇²_θ Σ_n w_n l_n(θ)   (one adjoint step)
+- `contributions`:      [∇l_n · d]_n by a forward-mode JVP            (CT of Theorem 3.1)
+- `mean_loss_and_grad`: L(θ) = mean_n l_n(θ) and its gradient         (desired / test loss)
+
+Parameters are one flat vector θ so that trajectories, adjoints and dot products are plain vector
+algebra. Batches are dicts of tensors sharing their first dimension; `chunk_size` bounds how many
+examples enter one autograd graph (the sums over chunks are exact), which bounds activation memory
+at paper scale. A model with a closed form may override the derived operations; a test then shows
+the override equals these generic versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.func import grad, jvp, vjp
+
+Batch = dict[str, Tensor]
+
+
+def batch_size(batch: Batch) -> int:
+    """Number of examples in a batch."""
+    return next(iter(batch.values())).shape[0]
+
+
+def batch_slice(batch: Batch, start: int, stop: int) -> Batch:
+    """Examples start..stop-1 of a batch (views, no copies)."""
+    return {k: v[start:stop] for k, v in batch.items()}
+
+
+def batch_to(batch: Batch, device: torch.device | str) -> Batch:
+    """The batch on another device."""
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+class LossModel:
+    """Per-example losses l(x_n, θ) of a flat parameter vector θ, and what the engine derives."""
+
+    def __init__(self, chunk_size: int | None = None) -> None:
+        self.chunk_size = chunk_size
+
+    # -- the one thing a model must define ---------------------------------------------------
+    def losses(self, theta: Tensor, batch: Batch) -> Tensor:
+        """l(x_n, θ) for every example n of the batch, shape (n,)."""
+        raise NotImplementedError
+
+    def init_params(self, generator: torch.Generator) -> Tensor:
+        """θ_0, the initial flat parameter vector shared by every policy of an experiment."""
+        raise NotImplementedError
+
+    # -- derived operations ------------------------------------------------------------------
+    def chunks(self, batch: Batch) -> Iterator[tuple[slice, Batch]]:
+        """(slice, sub-batch) pairs covering the batch, at most `chunk_size` examples each."""
+        n = batch_size(batch)
+        size = self.chunk_size or n
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            yield slice(start, stop), batch_slice(batch, start, stop)
+
+    def _weighted_loss(self, theta: Tensor, batch: Batch, weights: Tensor) -> tuple[Tensor, Tensor]:
+        losses = self.losses(theta, batch)
+        return (weights * losses).sum(), losses.detach()
+
+    def weighted_grad(self, theta: Tensor, batch: Batch, weights: Tensor) -> tuple[Tensor, Tensor]:
+        """(∇_θ Σ_n w_n l_n(θ), l(θ)): the full-batch gradient under weights w, and the losses."""
+        total = torch.zeros_like(theta)
+        losses = torch.empty(batch_size(batch), dtype=theta.dtype, device=theta.device)
+        for sl, part in self.chunks(batch):
+            g, losses[sl] = grad(self._weighted_loss, has_aux=True)(theta, part, weights[sl])
+            total += g
+        return total, losses
+
+    def weighted_grad_vjp(
+        self, theta: Tensor, batch: Batch, weights: Tensor, cotangent: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """(H a, [∇l_n(θ) · a]_n) for H = ∇²_θ Σ_n w_n l_n(θ) and a = cotangent.
+
+        Both are the vector-Jacobian product of g(θ, w) = ∇_θ Σ_n w_n l_n(θ) with cotangent a:
+        its θ-part is H a (H is symmetric) and its w-part the per-example dot products. One
+        double-backward per chunk gives both; no per-example gradient is materialised.
+        """
+        hvp = torch.zeros_like(theta)
+        dots = torch.empty(batch_size(batch), dtype=theta.dtype, device=theta.device)
+        for sl, part in self.chunks(batch):
+
+            def step_grad(th: Tensor, w: Tensor, part: Batch = part) -> Tensor:
+                return grad(self._weighted_loss, has_aux=True)(th, part, w)[0]
+
+            _, pullback = vjp(step_grad, theta, weights[sl])
+            h, dots[sl] = pullback(cotangent)
+            hvp += h
+        return hvp, dots
+
+    def contributions(
+        self, theta: Tensor, batch: Batch, direction: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """(l(θ), [∇l_n(θ) · d]_n): losses and their directional derivatives along d, by one JVP."""
+        n = batch_size(batch)
+        losses = torch.empty(n, dtype=theta.dtype, device=theta.device)
+        dots = torch.empty_like(losses)
+        for sl, part in self.chunks(batch):
+            losses[sl], dots[sl] = jvp(
+                lambda th, part=part: self.losses(th, part), (theta,), (direction,)
+            )
+        return losses.detach(), dots.detach()
+
+    def mean_loss_and_grad(self, theta: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """(mean_n l_n(θ), its gradient): the desired or test loss and its gradient."""
+        n = batch_size(batch)
+        weights = torch.full((n,), 1.0 / n, dtype=theta.dtype, device=theta.device)
+        g, losses = self.weighted_grad(theta, batch, weights)
+        return losses.mean(), g
+
+    @torch.no_grad()
+    def mean_loss(self, theta: Tensor, batch: Batch) -> Tensor:
+        """mean_n l_n(θ), without a graph."""
+        total = torch.zeros((), dtype=theta.dtype, device=theta.device)
+        for _, part in self.chunks(batch):
+            total += self.losses(theta, part).sum()
+        return total / batch_size(batch)

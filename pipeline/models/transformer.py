@@ -1,0 +1,153 @@
+"""The small decoder-only Transformer of Appendix D, as a per-example loss of a flat θ.
+
+Pre-norm RMSNorm blocks, causal self-attention, ReLU FFN of 4× width, learned positions, untied
+LM head. The attention is written with matmul + masked softmax rather than
+`scaled_dot_product_attention`, because the fused CPU kernels of the latter have no double
+backward, which the policy gradient needs (H a through every step). The module holds the
+architecture; the engine's parameters are a flat vector θ mapped onto it by `functional_call`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from pipeline.models.base import Batch, LossModel
+
+
+@dataclass(frozen=True)
+class TransformerShape:
+    """Sizes of the Transformer (the paper: 2 layers, width 128, 8 heads, context 64, V 5K)."""
+
+    vocab_size: int
+    seq_len: int
+    n_layer: int = 2
+    n_embd: int = 128
+    n_head: int = 8
+    ffn_mult: int = 4
+    pad_id: int = 0
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, shape: TransformerShape) -> None:
+        super().__init__()
+        self.n_head = shape.n_head
+        self.qkv = nn.Linear(shape.n_embd, 3 * shape.n_embd, bias=False)
+        self.proj = nn.Linear(shape.n_embd, shape.n_embd, bias=False)
+        mask = torch.ones(shape.seq_len, shape.seq_len, dtype=torch.bool).tril()
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, s, d = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)
+        scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.n_head)
+        scores = scores.masked_fill(~self.mask[:s, :s], float("-inf"))
+        y = scores.softmax(dim=-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(b, s, d))
+
+
+class Block(nn.Module):
+    def __init__(self, shape: TransformerShape) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(shape.n_embd)
+        self.attn = CausalSelfAttention(shape)
+        self.norm2 = RMSNorm(shape.n_embd)
+        hidden = shape.ffn_mult * shape.n_embd
+        self.ffn = nn.Sequential(
+            nn.Linear(shape.n_embd, hidden, bias=False),
+            nn.ReLU(),
+            nn.Linear(hidden, shape.n_embd, bias=False),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+class GPT(nn.Module):
+    """Token + position embeddings, `n_layer` pre-norm blocks, final norm, untied LM head."""
+
+    def __init__(self, shape: TransformerShape) -> None:
+        super().__init__()
+        self.tok_emb = nn.Embedding(shape.vocab_size, shape.n_embd)
+        self.pos_emb = nn.Embedding(shape.seq_len, shape.n_embd)
+        self.blocks = nn.ModuleList(Block(shape) for _ in range(shape.n_layer))
+        self.norm = RMSNorm(shape.n_embd)
+        self.head = nn.Linear(shape.n_embd, shape.vocab_size, bias=False)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.tok_emb(tokens) + self.pos_emb(positions)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+
+class Transformer(LossModel):
+    """Per-sequence next-token cross-entropy, averaged over the non-padding target positions."""
+
+    def __init__(
+        self,
+        shape: TransformerShape,
+        chunk_size: int | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(chunk_size=chunk_size)
+        self.shape = shape
+        self.module = GPT(shape).to(device)  # holds the architecture and the causal mask
+        self.names = [name for name, _ in self.module.named_parameters()]
+        self.shapes = [p.shape for _, p in self.module.named_parameters()]
+        self.sizes = [p.numel() for _, p in self.module.named_parameters()]
+
+    @property
+    def num_params(self) -> int:
+        return sum(self.sizes)
+
+    def init_params(self, generator: torch.Generator) -> Tensor:
+        """GPT-2 style: N(0, 0.02) for matrices and embeddings, ones for the norms."""
+        pieces = []
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            if "norm" in name:
+                pieces.append(torch.ones(shape).flatten())
+            else:
+                pieces.append((0.02 * torch.randn(shape, generator=generator)).flatten())
+        return torch.cat(pieces)
+
+    def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
+        """Views of the flat θ shaped as the module's parameters."""
+        chunks = theta.split(self.sizes)
+        return {n: c.view(s) for n, c, s in zip(self.names, chunks, self.shapes, strict=True)}
+
+    def losses(self, theta: Tensor, batch: Batch) -> Tensor:
+        tokens = batch["tokens"]
+        logits = functional_call(self.module, self.unflatten(theta), (tokens[:, :-1],))
+        targets = tokens[:, 1:]
+        mask = (targets != self.shape.pad_id).to(logits.dtype)
+        per_token = token_cross_entropy(logits, targets)
+        return (per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+
+
+def token_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """−log softmax(logits)[target] per position, as log-sum-exp minus the target logit.
+
+    Written out rather than `F.cross_entropy` because its double backward (through
+    log_softmax_backward) costs about twice as much on CPU; the shift by the detached maximum
+    keeps it stable and leaves every derivative unchanged.
+    """
+    shift = logits.detach().amax(dim=-1, keepdim=True)
+    log_normaliser = (logits - shift).exp().sum(dim=-1).log() + shift.squeeze(-1)
+    return log_normaliser - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)

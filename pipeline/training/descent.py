@@ -1,0 +1,55 @@
+"""Full-batch gradient descent under a learning policy (Eq. 1):
+
+θ_{t+1} = θ_t − η ∇_θ Σ_n γ_{t,n} l(x_n, θ_t),  t = 0 … T−1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from pipeline.models.base import Batch, LossModel, batch_size
+
+#: Training counts as diverged when its weighted loss exceeds this multiple of the loss at θ_0.
+DIVERGENCE_FACTOR = 100.0
+
+
+class TrainingDiverged(RuntimeError):
+    """Gradient descent produced a non-finite or exploding loss at some step."""
+
+    def __init__(self, step: int, loss: float, initial_loss: float) -> None:
+        self.step, self.loss, self.initial_loss = step, loss, initial_loss
+        super().__init__(
+            f"training diverged at step {step}: weighted training loss {loss:.4g} "
+            f"(initial {initial_loss:.4g}; the limit is {DIVERGENCE_FACTOR:g}× the initial loss "
+            "or a non-finite value)"
+        )
+
+
+def conventional_weights(n: int, like: Tensor) -> Tensor:
+    """γ_t of the conventional policy: 1/N for every example."""
+    return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
+
+
+def check_finite_step(step: int, weighted_loss: Tensor, initial_loss: float) -> None:
+    """Raise `TrainingDiverged` if the weighted training loss at `step` is non-finite or huge."""
+    value = float(weighted_loss)
+    if not math.isfinite(value) or value > DIVERGENCE_FACTOR * max(initial_loss, 1e-12):
+        raise TrainingDiverged(step, value, initial_loss)
+
+
+def descent_step(
+    model: LossModel, theta: Tensor, train: Batch, weights: Tensor, eta: float
+) -> tuple[Tensor, Tensor]:
+    """(θ_{t+1}, l(θ_t)): one full-batch GD step under policy row γ_t = weights."""
+    g, losses = model.weighted_grad(theta, train, weights)
+    return theta - eta * g, losses
+
+
+def policy_row(policy: Tensor | None, t: int, train: Batch, like: Tensor) -> Tensor:
+    """γ_t: row t of the policy, or the conventional row when the policy is None."""
+    if policy is None:
+        return conventional_weights(batch_size(train), like)
+    return policy[t]

@@ -1,0 +1,108 @@
+"""The Snakemake workflow end to end on the smoke preset, and its behaviour on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+SMOKE = str(ROOT / "workflow" / "presets" / "smoke.yaml")
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, stories_path) -> Path:
+    """The whole smoke DAG, run once for the tests of this module."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    overlay = workdir / "stories.yaml"
+    overlay.write_text(
+        yaml.safe_dump({"transformer": {"data": {"local_files": [str(stories_path)]}}})
+    )
+    snakemake(workdir, "--configfile", SMOKE, str(overlay))
+    return workdir
+
+
+def test_smoke_dag_produces_every_figure_and_summary(smoke_run):
+    for figure in ["figure2", "figure4a", "figure4b", "figure5a", "figure5b"]:
+        for ext in ["pdf", "png"]:
+            assert (smoke_run / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 1000
+    summary = json.loads((smoke_run / "results" / "perceptron" / "summary.json").read_text())
+    assert summary["T"] == 100 and summary["near_optimal_policy"] == "epoch0004"
+    assert set(summary["policies"]) == {"conventional", "epoch0002", "epoch0004"}
+    assert summary["acceleration_ratio"] > 0
+    steps = pd.read_parquet(
+        smoke_run / "results" / "perceptron" / "dumps" / "epoch0004" / "steps.parquet"
+    )
+    assert list(steps["step"]) == list(range(101))
+    examples = pd.read_parquet(
+        smoke_run / "results" / "perceptron" / "dumps" / "epoch0004" / "examples.parquet"
+    )
+    assert sorted(examples["step"].unique()) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        10,
+        20,
+        30,
+        40,
+        50,
+        60,
+        70,
+        80,
+        90,
+    ]
+    assert set(examples.columns) == {"step", "example", "weight", "loss", "contribution"}
+    assert (examples.groupby("step")["weight"].sum() - 1).abs().max() < 1e-4
+    assert (
+        smoke_run / "results" / "logs" / "perceptron" / "optimize_policy.log"
+    ).stat().st_size > 0
+
+
+def test_second_run_does_nothing(smoke_run):
+    overlay = smoke_run / "stories.yaml"
+    result = snakemake(smoke_run, "--configfile", SMOKE, str(overlay), "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_misspelled_config_key_names_the_key(tmp_path):
+    overlay = tmp_path / "typo.yaml"
+    overlay.write_text("perceptron:\n  policy:\n    epochz: 3\n")
+    result = snakemake(tmp_path, "--configfile", SMOKE, str(overlay), "--dry-run", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "unknown setting `perceptron.policy.epochz`" in output
+    assert "Did you mean `perceptron.policy.epochs`?" in output
+
+
+def test_missing_story_file_fails_naming_the_setting(tmp_path):
+    overlay = tmp_path / "missing.yaml"
+    overlay.write_text(
+        "experiments: [transformer]\n"
+        "transformer:\n  data:\n    source: local\n    local_files: [no/such/stories.parquet]\n"
+    )
+    result = snakemake(tmp_path, "figure5b", "--configfile", SMOKE, str(overlay), check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "results" / "logs" / "data" / "tinystories.log").read_text()
+    assert "transformer.data.local_files" in log

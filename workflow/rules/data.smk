@@ -1,0 +1,41 @@
+# Data sets: the Perceptron's teacher-student data, and perturbed TinyStories.
+
+
+rule perceptron_data:
+    output:
+        train="results/data/perceptron/train.parquet",
+        desired="results/data/perceptron/desired.parquet",
+        test="results/data/perceptron/test.parquet",
+    params:
+        settings=config["perceptron"]["data"],
+        seed=config["seed"],
+    log:
+        "results/logs/data/perceptron.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/perceptron_data.py"
+
+
+rule tinystories_data:
+    output:
+        train="results/data/{dataset}/train.parquet",
+        desired="results/data/{dataset}/desired.parquet",
+        test="results/data/{dataset}/test.parquet",
+        vocab="results/data/{dataset}/vocab.json",
+        preview="results/data/{dataset}/preview.md",
+    params:
+        settings=lambda w: dataset_settings(config, w.dataset),
+        seed=config["seed"],
+    log:
+        "results/logs/data/{dataset}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/tinystories_data.py"

@@ -1,0 +1,83 @@
+# Figures of the paper, each a named target: `snakemake --cores all figure5a`.
+
+
+rule figure4a:
+    input:
+        history="results/perceptron/policy_history.parquet",
+    output:
+        multiext("results/figures/figure4a", ".pdf", ".png"),
+    params:
+        settings=settings("perceptron"),
+    log:
+        "results/logs/figures/figure4a.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/figure_policy_optimization.py"
+
+
+use rule figure4a as figure4b with:
+    input:
+        history="results/transformer/policy_history.parquet",
+    output:
+        multiext("results/figures/figure4b", ".pdf", ".png"),
+    params:
+        settings=settings("transformer"),
+    log:
+        "results/logs/figures/figure4b.log",
+
+
+rule figure5a:
+    input:
+        conventional="results/perceptron/dumps/conventional/steps.parquet",
+        near_optimal=lambda w: f"results/perceptron/dumps/{near_optimal('perceptron')}/steps.parquet",
+    output:
+        multiext("results/figures/figure5a", ".pdf", ".png"),
+    params:
+        settings=settings("perceptron"),
+        paper_style=False,
+    log:
+        "results/logs/figures/figure5a.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/figure_loss_curves.py"
+
+
+use rule figure5a as figure5b with:
+    input:
+        conventional="results/transformer/dumps/conventional/steps.parquet",
+        near_optimal=lambda w: f"results/transformer/dumps/{near_optimal('transformer')}/steps.parquet",
+    output:
+        multiext("results/figures/figure5b", ".pdf", ".png"),
+    params:
+        settings=settings("transformer"),
+        paper_style=False,
+    log:
+        "results/logs/figures/figure5b.log",
+
+
+use rule figure5a as figure2 with:
+    input:
+        conventional="results/transformer/dumps/conventional/steps.parquet",
+        near_optimal=lambda w: f"results/transformer/dumps/{near_optimal('transformer')}/steps.parquet",
+    output:
+        multiext("results/figures/figure2", ".pdf", ".png"),
+    params:
+        settings=settings("transformer"),
+        paper_style=True,
+    log:
+        "results/logs/figures/figure2.log",
+
+
+FIGURES = {
+    "perceptron": expand("results/figures/{fig}.{ext}", fig=["figure4a", "figure5a"], ext=["pdf", "png"]),
+    "transformer": expand("results/figures/{fig}.{ext}", fig=["figure2", "figure4b", "figure5b"],
+                          ext=["pdf", "png"]),
+}

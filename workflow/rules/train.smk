@@ -1,0 +1,86 @@
+# Policy optimisation, and training under each policy with per-step / per-example dumps.
+
+
+rule optimize_policy:
+    input:
+        data=data_files,
+    output:
+        policies=directory("results/{run}/policies"),
+        history="results/{run}/policy_history.parquet",
+    params:
+        settings=lambda w: settings(w.run),
+        saved_epochs=lambda w: saved_epochs(
+            settings(w.run)["policy"]["epochs"], settings(w.run)["policy"]["save_every"]
+        ),
+        resume_dir=lambda w: f"results/{w.run}/resume",
+        seed=config["seed"],
+    log:
+        "results/logs/{run}/optimize_policy.log",
+    benchmark:
+        "results/benchmarks/{run}/optimize_policy.tsv"
+    threads: config["resources"]["train_threads"]
+    resources:
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+        gpu=config["resources"]["gpus"],
+    conda:
+        ENV
+    script:
+        "../scripts/optimize_policy.py"
+
+
+def policy_input(wildcards):
+    if wildcards.policy == "conventional":
+        return {}
+    return {"policies": f"results/{wildcards.run}/policies"}
+
+
+rule evaluate_policy:
+    input:
+        unpack(policy_input),
+        data=data_files,
+    output:
+        steps="results/{run}/dumps/{policy}/steps.parquet",
+        examples="results/{run}/dumps/{policy}/examples.parquet",
+    params:
+        settings=lambda w: settings(w.run),
+        policy=lambda w: w.policy,
+        seed=config["seed"],
+    log:
+        "results/logs/{run}/evaluate_{policy}.log",
+    benchmark:
+        "results/benchmarks/{run}/evaluate_{policy}.tsv"
+    threads: config["resources"]["train_threads"]
+    resources:
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+        gpu=config["resources"]["gpus"],
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate_policy.py"
+
+
+rule summarize:
+    input:
+        steps=lambda w: expand("results/{run}/dumps/{policy}/steps.parquet", run=w.run,
+                               policy=policy_names(w.run)),
+        history="results/{run}/policy_history.parquet",
+        benchmarks=lambda w: expand("results/benchmarks/{run}/{stage}.tsv", run=w.run,
+                                    stage=["optimize_policy"] + [f"evaluate_{p}" for p in policy_names(w.run)]),
+    output:
+        "results/{run}/summary.json",
+    params:
+        settings=lambda w: settings(w.run),
+        policies=lambda w: policy_names(w.run),
+        stages=["optimize_policy", "evaluate_conventional", "evaluate_epoch"],
+        log_vocab=lambda w: log_vocab(w.run),
+    log:
+        "results/logs/{run}/summarize.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/summarize.py"

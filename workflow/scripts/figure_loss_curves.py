@@ -1,0 +1,3 @@
+from pipeline import jobs
+
+jobs.figure_loss_curves(snakemake)  # noqa: F821  (the object Snakemake gives every script)

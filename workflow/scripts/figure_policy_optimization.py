@@ -1,0 +1,3 @@
+from pipeline import jobs
+
+jobs.figure_policy_optimization(snakemake)  # noqa: F821  (the object Snakemake gives every script)
