@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,6 +12,21 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_STORIES = (ROOT / ".." / "shared" / "data" / "tinystories" / "stories.parquet").resolve()
+SMOKE = str(ROOT / "workflow" / "presets" / "smoke.yaml")
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the workflow in `workdir` (targets before --configfile, which takes several files)."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+    result = subprocess.run(
+        [*command, "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +34,22 @@ def stories_path() -> Path:
     if not SHARED_STORIES.exists():
         pytest.skip(f"the shared TinyStories copy is not at {SHARED_STORIES}")
     return SHARED_STORIES
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, stories_path) -> Path:
+    """The whole smoke DAG (`rule all` of the smoke preset), run once for the whole session.
+
+    Tests read its outputs and must not modify them. The directory also holds `stories.yaml`,
+    the overlay that points the data stage at the shared TinyStories copy.
+    """
+    workdir = tmp_path_factory.mktemp("smoke")
+    overlay = workdir / "stories.yaml"
+    overlay.write_text(
+        yaml.safe_dump({"transformer": {"data": {"local_files": [str(stories_path)]}}})
+    )
+    snakemake(workdir, "--configfile", SMOKE, str(overlay))
+    return workdir
 
 
 def merged_config(*overlays: dict) -> dict:

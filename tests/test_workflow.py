@@ -3,42 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
-import pytest
-import yaml
 
-from tests.conftest import ROOT
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
-SMOKE = str(ROOT / "workflow" / "presets" / "smoke.yaml")
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, stories_path) -> Path:
-    """The whole smoke DAG, run once for the tests of this module."""
-    workdir = tmp_path_factory.mktemp("smoke")
-    overlay = workdir / "stories.yaml"
-    overlay.write_text(
-        yaml.safe_dump({"transformer": {"data": {"local_files": [str(stories_path)]}}})
-    )
-    snakemake(workdir, "--configfile", SMOKE, str(overlay))
-    return workdir
+from tests.conftest import SMOKE, snakemake
 
 
 def test_smoke_dag_produces_every_figure_and_summary(smoke_run):

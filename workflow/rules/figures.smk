@@ -76,8 +76,9 @@ use rule figure5a as figure2 with:
         "results/logs/figures/figure2.log",
 
 
-FIGURES = {
-    "perceptron": expand("results/figures/{fig}.{ext}", fig=["figure4a", "figure5a"], ext=["pdf", "png"]),
-    "transformer": expand("results/figures/{fig}.{ext}", fig=["figure2", "figure4b", "figure5b"],
-                          ext=["pdf", "png"]),
-}
+TARGETS["perceptron"] += expand(
+    "results/figures/{fig}.{ext}", fig=["figure4a", "figure5a"], ext=["pdf", "png"]
+)
+TARGETS["transformer"] += expand(
+    "results/figures/{fig}.{ext}", fig=["figure2", "figure4b", "figure5b"], ext=["pdf", "png"]
+)
