@@ -13,10 +13,15 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")  # the defaults, wherever --directory points
 
 
+report: "workflow/report/workflow.rst"  # snakemake --report results/report.html, after a run
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/scaling_law.smk"
+include: "workflow/rules/learning_law.smk"
 
 
 rule all:

@@ -78,6 +78,11 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(messages))
 
 
+def saved_epochs(epochs: int, save_every: int) -> list[int]:
+    """Policy-optimisation epochs whose policy is saved: 0, every `save_every`, and the last."""
+    return sorted(set(range(0, epochs + 1, save_every)) | {epochs})
+
+
 def _format_number(x: float) -> str:
     return f"{x:g}"
 
@@ -89,14 +94,20 @@ def sweep_run_name(entry: dict) -> str:
 
 def scaling_sweep_runs(config: dict) -> list[str]:
     """The runs of the Table 2 sweep, in config order; a setting equal to the main
-    Transformer run's is that run rather than a copy of it."""
+    Transformer run's (T, N, V and policy epochs) is that run rather than a copy of it."""
     main = config["transformer"]
     names = []
     for entry in main.get("scaling_sweep", []):
-        same = (entry["steps"], entry["n_train"], entry["vocab_size"]) == (
+        same = (
+            entry["steps"],
+            entry["n_train"],
+            entry["vocab_size"],
+            entry.get("policy_epochs", main["policy"]["epochs"]),
+        ) == (
             main["train"]["steps"],
             main["data"]["n_train"],
             main["data"]["vocab_size"],
+            main["policy"]["epochs"],
         )
         names.append("transformer" if same else sweep_run_name(entry))
     return names
@@ -132,8 +143,10 @@ def run_settings(config: dict, name: str) -> dict:
     if variant.startswith("eps"):
         block["policy"]["step_size"] = float(variant[3:])
     elif variant:
+        entries = config[kind].get("scaling_sweep", [])
         match = next(
-            (e for e in config[kind].get("scaling_sweep", []) if sweep_run_name(e) == name), None
+            (e for e, run in zip(entries, scaling_sweep_runs(config), strict=True) if run == name),
+            None,
         )
         if match is None:
             raise ConfigError(
@@ -142,6 +155,7 @@ def run_settings(config: dict, name: str) -> dict:
         block["train"]["steps"] = match["steps"]
         block["data"]["n_train"] = match["n_train"]
         block["data"]["vocab_size"] = match["vocab_size"]
+        block["policy"]["epochs"] = match.get("policy_epochs", block["policy"]["epochs"])
     block.update(kind=kind, name=name)
     block["data_name"] = dataset_name(config, block)
     return block

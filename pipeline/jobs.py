@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from pipeline.experiment import Run, initial_parameters, load_run
 from pipeline.runtime import job, resolve_device, resolve_dtype
-from pipeline.training.descent import TrainingDiverged
+
+if TYPE_CHECKING:  # torch is imported by the training jobs only: figure jobs start faster
+    from pipeline.experiment import Run
+    from pipeline.training.descent import TrainingDiverged
 
 log = logging.getLogger("pipeline.jobs")
 
@@ -25,6 +26,8 @@ def _log_path(smk) -> str | None:
 
 
 def _load_run(smk) -> Run:
+    from pipeline.experiment import load_run
+
     settings = smk.params.settings
     device = resolve_device(smk.config["device"])
     dtype = resolve_dtype(smk.config["dtype"])
@@ -68,7 +71,9 @@ def perceptron_data(smk) -> None:
 
 
 def optimize_policy(smk) -> None:
+    from pipeline.experiment import initial_parameters
     from pipeline.policy.optimize import optimize_policy as optimize
+    from pipeline.training.descent import TrainingDiverged
 
     with job(_log_path(smk), smk.threads):
         run = _load_run(smk)
@@ -90,6 +95,10 @@ def optimize_policy(smk) -> None:
 
 
 def evaluate_policy(smk) -> None:
+    import torch
+
+    from pipeline.experiment import initial_parameters
+    from pipeline.training.descent import TrainingDiverged
     from pipeline.training.evaluate import dump_steps, evaluate_policy, write_dumps
 
     with job(_log_path(smk), smk.threads):
@@ -115,7 +124,6 @@ def evaluate_policy(smk) -> None:
 
 def summarize(smk) -> None:
     from pipeline.analysis.summary import summarize_run
-    from pipeline.experiment import Run as _Run  # noqa: F401  (documentation of the settings)
 
     with job(_log_path(smk)):
         settings = smk.params.settings

@@ -7,14 +7,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("pipeline")
 
 
 def resolve_device(setting: str) -> torch.device:
     """`auto` → CUDA when present, else CPU; `cuda` without a GPU is an error naming the setting."""
+    import torch
+
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if setting == "cuda" and not torch.cuda.is_available():
@@ -26,6 +30,8 @@ def resolve_device(setting: str) -> torch.device:
 
 
 def resolve_dtype(setting: str) -> torch.dtype:
+    import torch
+
     return {"float32": torch.float32, "float64": torch.float64}[setting]
 
 
@@ -47,10 +53,13 @@ def setup_logging(log_path: str | Path | None = None) -> None:
 
 @contextmanager
 def job(log_path: str | Path | None = None, threads: int = 1) -> Iterator[None]:
-    """Set up one pipeline job: logging, torch threads, deterministic algorithms."""
+    """Set up one pipeline job: logging; for jobs that already use torch, threads and
+    deterministic algorithms (analysis and figure jobs never import it, and start faster)."""
     setup_logging(log_path)
-    torch.set_num_threads(max(1, threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(max(1, threads))
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     except Exception:

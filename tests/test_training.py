@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from pipeline import jobs
-from pipeline.config import run_settings
+from pipeline.config import run_settings, saved_epochs
 from pipeline.experiment import initial_parameters, load_run
 from pipeline.policy import optimize as optimize_module
-from pipeline.policy.optimize import optimize_policy, saved_epochs
+from pipeline.policy.optimize import optimize_policy
 from tests.conftest import fake_snakemake, merged_config
 
 

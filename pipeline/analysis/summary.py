@@ -4,25 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline import paper
-from pipeline.policy.optimize import compression_ratio
-
-
-def acceleration_ratio(conventional: np.ndarray, optimized: np.ndarray) -> float:
-    """AR = T / min{t : L^opt(θ_t) ≤ L^conv(θ_T)} over test-loss curves indexed t = 0..T.
-
-    If the optimised curve never reaches the conventional final loss, the policy is slower and
-    the ratio is reported below 1 the other way round: min{t : L^conv(θ_t) ≤ L^opt(θ_T)} / T.
-    """
-    steps = len(conventional) - 1
-    reached = np.flatnonzero(optimized <= conventional[-1])
-    if reached.size:
-        return steps / max(int(reached[0]), 1)
-    behind = np.flatnonzero(conventional <= optimized[-1])
-    return int(behind[0]) / steps
+from pipeline.analysis.metrics import acceleration_ratio, compression_ratio
 
 
 def read_benchmark_seconds(path: str | Path) -> float:

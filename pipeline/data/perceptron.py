@@ -59,5 +59,5 @@ def load_perceptron_split(path: str | Path, dtype: torch.dtype, device: torch.de
     y = table.column("y").to_numpy()
     return {
         "x": torch.tensor(x, dtype=dtype, device=device),
-        "y": torch.as_tensor(y, dtype=dtype, device=device),
+        "y": torch.tensor(y, dtype=dtype, device=device),
     }

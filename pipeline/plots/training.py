@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import paper
-from pipeline.analysis.summary import acceleration_ratio
+from pipeline.analysis.metrics import acceleration_ratio
 from pipeline.plots.style import CONVENTIONAL, NEAR_OPTIMAL, new_figure, save_figure
 
 TITLES = {"perceptron": "Perceptron linear classification", "transformer": "Transformer LM"}

@@ -24,17 +24,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from pipeline.analysis.metrics import compression_ratio
 from pipeline.experiment import Run
 from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
 from pipeline.policy.simplex import project_to_simplex
 from pipeline.training.descent import conventional_weights, descent_step
 
 log = logging.getLogger(__name__)
-
-
-def saved_epochs(epochs: int, save_every: int) -> list[int]:
-    """Epochs whose policy is saved: 0, every `save_every`, and the last."""
-    return sorted(set(range(0, epochs + 1, save_every)) | {epochs})
 
 
 def conventional_policy(run: Run) -> Tensor:
@@ -50,11 +46,6 @@ def policy_step_size(settings: dict, epoch: int, steps: int) -> float:
     if settings["schedule"] == "linear":
         decay = 1.0 - epoch / max(1, settings["epochs"])
     return settings["step_size"] * scale * decay
-
-
-def compression_ratio(auc: float, steps: int, log_vocab: float) -> float:
-    """CR = T · log|V| / Σ_{t=1..T} L(θ_t) (losses and log|V| in nats)."""
-    return steps * log_vocab / auc
 
 
 @torch.no_grad()

@@ -4,8 +4,13 @@ import os
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the pipeline package, for this process and its jobs
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [workflow.basedir] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+# Set (never read) for the jobs: their scripts run in other processes, conda envs and SLURM jobs
+# (sbatch --export=ALL). update() rather than os.environ[...] = : `snakemake --lint` takes the
+# latter for a variable the user must define.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        [workflow.basedir] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
 )
 
 from pipeline.config import (
@@ -13,9 +18,10 @@ from pipeline.config import (
     dataset_settings,
     run_names,
     run_settings,
+    saved_epochs,
+    scaling_sweep_runs,
     validate_config,
 )
-from pipeline.policy.optimize import saved_epochs
 
 try:
     validate_config(config)
@@ -24,7 +30,14 @@ except ConfigError as err:
 
 RUNS = run_names(config)
 SPLITS = ["train", "desired", "test"]
+# Conda environments (`--use-conda`), relative to the rule files. The training rules take the
+# CUDA build of PyTorch when they request GPUs (`resources.gpus` > 0, the paper preset).
 ENV = "../../envs/pipeline.yaml"
+TRAIN_ENV = (
+    "../../envs/pipeline-cuda.yaml"
+    if any(config[kind]["resources"]["gpus"] > 0 for kind in ("perceptron", "transformer"))
+    else ENV
+)
 
 
 wildcard_constraints:
@@ -44,6 +57,10 @@ def policy_names(run):
     return ["conventional"] + [f"epoch{e:04d}" for e in epochs if e > 0]
 
 
+def steps_dump(run, policy):
+    return f"results/{run}/dumps/{policy}/steps.parquet"
+
+
 def near_optimal(run):
     return policy_names(run)[-1]
 
@@ -60,13 +77,22 @@ def log_vocab(run):
     return math.log(2) if s["kind"] == "perceptron" else math.log(s["data"]["vocab_size"])
 
 
-def train_resources(run):
-    res = config["resources"]
-    extra = {"gpu": res["gpus"]} if res["gpus"] else {}
-    return dict(mem_mb=res["train_mem_mb"], runtime=res["train_runtime"], **extra)
+def run_resources(key):
+    """A training job's `resources.<key>` from its run's experiment, for `threads:`/`resources:`.
+
+    `gpu` of 0 makes snakemake-executor-plugin-slurm add no GPU flag (`--gpus=N` otherwise).
+    """
+    return lambda wildcards: settings(wildcards.run)["resources"][key]
 
 
-# What `rule all` builds, per experiment: each rules file appends its figures and tables.
+def policy_input(wildcards):
+    """evaluate_policy: the optimised policies, except for the conventional one."""
+    if wildcards.policy == "conventional":
+        return {}
+    return {"policies": f"results/{wildcards.run}/policies"}
+
+
+# The default target's files, per experiment: each rules file appends its figures and tables.
 TARGETS = {"perceptron": [], "transformer": []}
 
 

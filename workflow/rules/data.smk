@@ -13,6 +13,7 @@ rule perceptron_data:
         "results/logs/data/perceptron.log",
     conda:
         ENV
+    threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
@@ -34,6 +35,7 @@ rule tinystories_data:
         "results/logs/data/{dataset}.log",
     conda:
         ENV
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,

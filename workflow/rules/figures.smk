@@ -1,20 +1,28 @@
-# Figures of the paper, each a named target: `snakemake --cores all figure5a`.
+# Figures of the paper, each a named target: `snakemake --cores all figure5a`. Each PNG goes into
+# `snakemake --report` with its caption, workflow/report/<figure>.rst.
 
 
 rule figure4a:
     input:
         history="results/perceptron/policy_history.parquet",
     output:
-        multiext("results/figures/figure4a", ".pdf", ".png"),
+        pdf="results/figures/figure4a.pdf",
+        png=report(
+            "results/figures/figure4a.png",
+            caption="../report/figure4a.rst",
+            category="Figures",
+            subcategory="Perceptron",
+        ),
     params:
         settings=settings("perceptron"),
     log:
         "results/logs/figures/figure4a.log",
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=2000,
+        runtime=10,
     script:
         "../scripts/figure_policy_optimization.py"
 
@@ -23,7 +31,13 @@ use rule figure4a as figure4b with:
     input:
         history="results/transformer/policy_history.parquet",
     output:
-        multiext("results/figures/figure4b", ".pdf", ".png"),
+        pdf="results/figures/figure4b.pdf",
+        png=report(
+            "results/figures/figure4b.png",
+            caption="../report/figure4b.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
     params:
         settings=settings("transformer"),
     log:
@@ -35,7 +49,13 @@ rule figure5a:
         conventional="results/perceptron/dumps/conventional/steps.parquet",
         near_optimal=lambda w: f"results/perceptron/dumps/{near_optimal('perceptron')}/steps.parquet",
     output:
-        multiext("results/figures/figure5a", ".pdf", ".png"),
+        pdf="results/figures/figure5a.pdf",
+        png=report(
+            "results/figures/figure5a.png",
+            caption="../report/figure5a.rst",
+            category="Figures",
+            subcategory="Perceptron",
+        ),
     params:
         settings=settings("perceptron"),
         paper_style=False,
@@ -43,9 +63,10 @@ rule figure5a:
         "results/logs/figures/figure5a.log",
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=2000,
+        runtime=10,
     script:
         "../scripts/figure_loss_curves.py"
 
@@ -55,7 +76,13 @@ use rule figure5a as figure5b with:
         conventional="results/transformer/dumps/conventional/steps.parquet",
         near_optimal=lambda w: f"results/transformer/dumps/{near_optimal('transformer')}/steps.parquet",
     output:
-        multiext("results/figures/figure5b", ".pdf", ".png"),
+        pdf="results/figures/figure5b.pdf",
+        png=report(
+            "results/figures/figure5b.png",
+            caption="../report/figure5b.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
     params:
         settings=settings("transformer"),
         paper_style=False,
@@ -68,7 +95,13 @@ use rule figure5a as figure2 with:
         conventional="results/transformer/dumps/conventional/steps.parquet",
         near_optimal=lambda w: f"results/transformer/dumps/{near_optimal('transformer')}/steps.parquet",
     output:
-        multiext("results/figures/figure2", ".pdf", ".png"),
+        pdf="results/figures/figure2.pdf",
+        png=report(
+            "results/figures/figure2.png",
+            caption="../report/figure2.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
     params:
         settings=settings("transformer"),
         paper_style=True,

@@ -18,21 +18,15 @@ rule optimize_policy:
         "results/logs/{run}/optimize_policy.log",
     benchmark:
         "results/benchmarks/{run}/optimize_policy.tsv"
-    threads: config["resources"]["train_threads"]
+    threads: run_resources("threads")
     resources:
-        mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime"],
-        gpu=config["resources"]["gpus"],
+        mem_mb=run_resources("mem_mb"),
+        runtime=run_resources("runtime"),
+        gpu=run_resources("gpus"),
     conda:
-        ENV
+        TRAIN_ENV
     script:
         "../scripts/optimize_policy.py"
-
-
-def policy_input(wildcards):
-    if wildcards.policy == "conventional":
-        return {}
-    return {"policies": f"results/{wildcards.run}/policies"}
 
 
 rule evaluate_policy:
@@ -50,13 +44,13 @@ rule evaluate_policy:
         "results/logs/{run}/evaluate_{policy}.log",
     benchmark:
         "results/benchmarks/{run}/evaluate_{policy}.tsv"
-    threads: config["resources"]["train_threads"]
+    threads: run_resources("threads")
     resources:
-        mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime"],
-        gpu=config["resources"]["gpus"],
+        mem_mb=run_resources("mem_mb"),
+        runtime=run_resources("runtime"),
+        gpu=run_resources("gpus"),
     conda:
-        ENV
+        TRAIN_ENV
     script:
         "../scripts/evaluate_policy.py"
 
@@ -69,7 +63,12 @@ rule summarize:
         benchmarks=lambda w: expand("results/benchmarks/{run}/{stage}.tsv", run=w.run,
                                     stage=["optimize_policy"] + [f"evaluate_{p}" for p in policy_names(w.run)]),
     output:
-        "results/{run}/summary.json",
+        report(
+            "results/{run}/summary.json",
+            caption="../report/summary.rst",
+            category="Summaries",
+            labels={"run": "{run}"},
+        ),
     params:
         settings=lambda w: settings(w.run),
         policies=lambda w: policy_names(w.run),
@@ -79,8 +78,9 @@ rule summarize:
         "results/logs/{run}/summarize.log",
     conda:
         ENV
+    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=2000,
+        runtime=10,
     script:
         "../scripts/summarize.py"

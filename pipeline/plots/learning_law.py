@@ -1,0 +1,353 @@
+"""Figures 3b and 6–10 (Learning Law, Sections 4.4–4.5) and the weight of perturbed examples,
+drawn from the tables of pipeline.analysis.learning_law (results/<run>/learning_law/)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from pipeline.analysis.learning_law import SimCrFit, sim_cr_curve
+from pipeline.plots.style import (
+    CONVENTIONAL,
+    NEAR_OPTIMAL,
+    cr_colorbar,
+    new_figure,
+    save_figure,
+)
+from pipeline.plots.training import run_title
+
+BOX = {"boxstyle": "round", "fc": "white", "ec": "0.7"}
+
+
+def _note(ax, text: str, x: float = 0.5, y: float = 0.5, width: int = 55) -> None:
+    """A boxed message inside the axes (e.g. why a fit or a panel is missing), wrapped."""
+    lines = [textwrap.fill(line, width) for line in text.split("\n")]
+    ax.text(
+        x,
+        y,
+        "\n".join(lines),
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=9,
+        bbox=BOX,
+    )
+
+
+def _policy_crs(frame: pd.DataFrame) -> pd.Series:
+    """policy → CR, in optimisation order (conventional first)."""
+    return frame.groupby("policy")[["epoch", "cr"]].first().sort_values("epoch")["cr"]
+
+
+def _role_labels(policies: pd.Series) -> dict[str, str]:
+    """Legend labels of the conventional and near-optimal (last) policies."""
+    names = list(policies.index)
+    return {names[0]: "conventional", names[-1]: f"near-optimal ({names[-1]})"}
+
+
+def plot_sim_per_step(per_step_path: str | Path, settings: dict, outputs: Sequence[str]) -> None:
+    """Figure 6: SIM_t against L_tst(θ_t) (t ≥ 1), one line per policy coloured by its CR."""
+    frame = pd.read_parquet(per_step_path)
+    crs = _policy_crs(frame)
+    labels = _role_labels(crs)
+    frame = frame[(frame["step"] >= 1) & np.isfinite(frame["sim"])]
+    fig, ax = new_figure(6.0, 4.0)
+    colour = cr_colorbar(fig, ax, crs.min(), crs.max())
+    for policy, cr in crs.items():
+        rows = frame[frame["policy"] == policy].sort_values("step")
+        ax.plot(
+            rows["test_loss"],
+            rows["sim"],
+            color=colour(cr),
+            lw=2.2 if policy in labels else 1.2,
+            ls="--" if policy == crs.index[0] else "-",
+            marker="o" if len(rows) <= 25 else None,
+            ms=3,
+            label=labels.get(policy),
+        )
+    losses = frame["test_loss"]
+    if len(losses) and losses.max() > 10 * losses.min() > 0:
+        ax.set_xscale("log")
+    ax.invert_xaxis()  # training moves to lower loss: left to right
+    ax.set_xlabel("test loss L$^{tst}$(θ$_t$) [nats]  (training proceeds →)")
+    ax.set_ylabel("SIM$_t$ = $\\overline{CT}_t$ / s$_t$")
+    ax.set_title(run_title(settings))
+    ax.legend(loc="best", fontsize=9)
+    save_figure(fig, outputs)
+
+
+def _fit_label(fit: SimCrFit) -> str:
+    return (
+        f"fit SIM = c·ln(a/(b−CR))\n"
+        f"a={fit.a:.3g}, b={fit.b:.4g}, c={fit.c:.3g}, r²={fit.r2:.3f}"
+        + ("\n(b at its bound: no finite asymptote)" if fit.b_at_bound else "")
+    )
+
+
+def plot_sim_cr(
+    policies_path: str | Path,
+    fit_path: str | Path,
+    settings: dict,
+    outputs: Sequence[str],
+    paper_style: bool = False,
+) -> None:
+    """Figure 7 (Figure 3b with `paper_style`): SIM against CR per policy, with the fit of
+    SIM = c·ln(a / (b − CR)) and its asymptote CR = b, where SIM → +∞."""
+    policies = pd.read_csv(policies_path).sort_values("epoch")
+    fit = SimCrFit.from_json(Path(fit_path).read_text())
+    finite = policies[np.isfinite(policies["sim"])]
+    fig, ax = new_figure(5.0, 3.8) if paper_style else new_figure(6.0, 4.2)
+    cr, sim = finite["cr"].to_numpy(), finite["sim"].to_numpy()
+    ax.scatter(cr, sim, s=30, color="0.25", zorder=3, label="policies along the optimisation")
+    for role, row, colour in (
+        ("conventional", policies.iloc[0], CONVENTIONAL),
+        ("near-optimal", policies.iloc[-1], NEAR_OPTIMAL),
+    ):
+        if np.isfinite(row["sim"]):
+            ax.scatter(row["cr"], row["sim"], s=70, color=colour, zorder=4, label=role)
+    span = max(np.ptp(cr), 1e-6) if len(cr) else 1.0
+    if fit.ok:
+        right = fit.b if not fit.b_at_bound else cr.max() + 0.1 * span
+        gaps = (right - cr.min() + 0.05 * span) * np.logspace(-4, 0, 300)
+        grid = np.sort(right - gaps) if not fit.b_at_bound else np.linspace(cr.min(), right, 300)
+        ax.plot(
+            grid,
+            sim_cr_curve(grid, fit.log_a, fit.b, fit.c),
+            color=NEAR_OPTIMAL,
+            lw=1.8,
+            label=_fit_label(fit),
+        )
+        if not fit.b_at_bound:
+            ax.axvline(fit.b, color="0.4", ls="--", lw=1)
+            ax.annotate(
+                f"CR → b = {fit.b:.4g}: SIM → +∞",
+                xy=(fit.b, sim.max() + 0.9 * max(np.ptp(sim), 1e-6)),
+                xytext=(-8, 0),
+                textcoords="offset points",
+                ha="right",
+                va="center",
+                fontsize=9,
+            )
+        low, high = sim.min(), sim.max()
+        pad = max(high - low, 1e-6)
+        ax.set_ylim(low - 0.2 * pad, high + 1.2 * pad)
+        ax.set_xlim(cr.min() - 0.1 * span, (fit.b if not fit.b_at_bound else right) + 0.1 * span)
+    else:
+        _note(ax, f"no fit: {fit.message}", y=0.12)
+        pad_x, pad_y = 0.15 * span, 0.3 * max(np.ptp(sim), 1e-6) if len(sim) else 1.0
+        if len(cr):
+            ax.set_xlim(cr.min() - pad_x, cr.max() + pad_x)
+            ax.set_ylim(sim.min() - 1.5 * pad_y, sim.max() + pad_y)
+    ax.set_xlabel("Compression Ratio (CR)" if paper_style else "compression ratio CR (test set)")
+    ax.set_ylabel("SIM" if paper_style else "SIM = mean$_t$ SIM$_t$")
+    ax.set_title(
+        "Learning Law: SIM → +∞ as learning approaches the optimum"
+        if paper_style
+        else run_title(settings),
+        fontsize=10 if paper_style else None,
+    )
+    ax.legend(loc="upper left" if fit.ok else "best", fontsize=8)
+    save_figure(fig, outputs)
+
+
+def plot_property41(policies_path: str | Path, settings: dict, outputs: Sequence[str]) -> None:
+    """Figure 8: per policy, the share of (t, n) with CT_{t,n} ≤ 0 that get γ_{t,n} = 0."""
+    policies = pd.read_csv(policies_path).sort_values("epoch")
+    fig, ax = new_figure()
+    colour = cr_colorbar(fig, ax, policies["cr"].min(), policies["cr"].max())
+    shown = policies[np.isfinite(policies["property41_fraction"])]
+    ax.plot(shown["cr"], 100 * shown["property41_fraction"], color="0.6", lw=1, zorder=1)
+    ax.scatter(
+        shown["cr"],
+        100 * shown["property41_fraction"],
+        c=[colour(cr) for cr in shown["cr"]],
+        s=45,
+        edgecolor="0.2",
+        zorder=2,
+    )
+    for role, row in (("conventional", policies.iloc[0]), ("near-optimal", policies.iloc[-1])):
+        if np.isfinite(row["property41_fraction"]):
+            ax.annotate(
+                f"{role}: {100 * row['property41_fraction']:.1f}%",
+                (row["cr"], 100 * row["property41_fraction"]),
+                xytext=(0, 12),
+                textcoords="offset points",
+                ha="right" if role == "near-optimal" else "left",
+                fontsize=9,
+            )
+    if shown.empty:
+        _note(ax, "no example has CT$_{t,n}$ ≤ 0 at the dumped steps")
+    ax.set_ylim(-5, 105)
+    ax.set_xlabel("compression ratio CR (test set)")
+    ax.set_ylabel("zero-weight share of CT ≤ 0 [%]")
+    ax.set_title(run_title(settings))
+    save_figure(fig, outputs)
+
+
+def _weighted_cdf(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    return values[order], cumulative / cumulative[-1]
+
+
+def plot_property42(
+    property42_path: str | Path,
+    policies_path: str | Path,
+    settings: dict,
+    loss_threshold: float,
+    outputs: Sequence[str],
+) -> None:
+    """Figure 9: CDF of γ_{t,n} / max_m γ_{t,m} over the perfectly learned (t, n), whose loss is
+    below `loss_threshold`; one line per policy coloured by CR (steps weighted as in SIM)."""
+    learned = pd.read_parquet(property42_path)
+    policies = pd.read_csv(policies_path).sort_values("epoch").set_index("policy")
+    fig, ax = new_figure(6.0, 4.0)
+    colour = cr_colorbar(fig, ax, policies["cr"].min(), policies["cr"].max())
+    labels = _role_labels(policies["cr"])
+    for policy, cr in policies["cr"].items():
+        rows = learned[learned["policy"] == policy]
+        if rows.empty:
+            continue
+        relative, weight = rows["relative_weight"].to_numpy(), rows["step_weight"].to_numpy()
+        x, y = _weighted_cdf(relative, weight)
+        label = labels.get(policy)
+        if label and policy == policies.index[-1]:
+            below = weight[relative < 0.2].sum() / weight.sum()
+            label += f": {100 * below:.0f}% below 0.2"
+        ax.step(
+            np.r_[0, x],
+            np.r_[0, y],
+            where="post",
+            color=colour(cr),
+            lw=2,
+            label=label,
+            ls="--" if policy == policies.index[0] else "-",
+        )
+    ax.axvline(0.2, color="0.5", ls=":", lw=1)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(0, 1.02)
+    if learned.empty:
+        smallest = policies["min_example_loss"].min()
+        _note(
+            ax,
+            f"no dumped example reached l(x$_n$, θ$_t$) < {loss_threshold:g}\n"
+            f"(smallest per-example loss: {smallest:.3g} nats).\n"
+            "Relax `learning_law.perfectly_learned_loss` to see the distribution.",
+        )
+    else:
+        ax.legend(loc="lower right", fontsize=9)
+    ax.set_xlabel("γ$_{t,n}$ / max$_m$ γ$_{t,m}$")
+    ax.set_ylabel(f"CDF over (t, n) with l < {loss_threshold:g}")
+    ax.set_title(run_title(settings))
+    save_figure(fig, outputs)
+
+
+def _cell_edges(steps: np.ndarray) -> np.ndarray:
+    """Edges of heat-map cells: dumped step t_i covers [t_i, t_{i+1})."""
+    last = steps[-1] + (steps[-1] - steps[-2] if steps.size > 1 else 1)
+    return np.append(steps, last).astype(float)
+
+
+def plot_property43(
+    sample_path: str | Path,
+    settings: dict,
+    max_step: int,
+    sample_size: int,
+    outputs: Sequence[str],
+) -> None:
+    """Figure 10: γ_{t,n}·N over t for examples sampled among those with CT_{t,n} > 0 at every
+    dumped step shown (near-optimal policy); rows sorted by their mean weight."""
+    sample = pd.read_parquet(sample_path)
+    n_train = settings["data"]["n_train"]
+    fig, ax = new_figure(6.0, 4.2)
+    window = f"t ≤ {max_step}" if max_step > 0 else "the whole run"
+    if sample.empty:
+        _note(ax, f"no training example has CT$_{{t,n}}$ > 0 at every dumped step of {window}")
+        ax.set_axis_off()
+    else:
+        grid = sample.pivot(index="example", columns="step", values="weight") * n_train
+        grid = grid.loc[grid.mean(axis=1).sort_values(ascending=False).index]
+        steps = grid.columns.to_numpy()
+        values = grid.to_numpy()
+        top = float(np.quantile(values, 0.99)) if values.size else 1.0
+        mesh = ax.pcolormesh(
+            _cell_edges(steps),
+            np.arange(values.shape[0] + 1),
+            values,
+            cmap="magma_r",
+            vmin=0.0,
+            vmax=max(top, 1e-12),
+            shading="flat",
+            rasterized=True,
+        )
+        fig.colorbar(mesh, ax=ax, label="γ$_{t,n}$ · N  (1 = conventional 1/N)", extend="max")
+        ax.invert_yaxis()
+        ax.set_ylabel(f"training examples ({len(grid)} sampled,\nat most {sample_size}), by mean γ")
+        ax.set_xlabel("training step t")
+        ax.grid(False)
+        zero = float((values == 0).mean())
+        policy = sample["policy"].iloc[0]
+        ax.set_title(
+            f"{run_title(settings)}\n{policy}, CT > 0 throughout {window}; "
+            f"{100 * zero:.0f}% of cells γ = 0",
+            fontsize=10,
+        )
+    save_figure(fig, outputs)
+
+
+def along_optimisation(policies: Sequence[str], count: int = 4) -> list[str]:
+    """The conventional policy and up to `count` evenly spaced later ones, the last included."""
+    policies = list(policies)
+    later = policies[1:]
+    if len(later) <= count:
+        return policies
+    picks = np.unique(np.linspace(0, len(later) - 1, count).round().astype(int))
+    return [policies[0]] + [later[i] for i in picks]
+
+
+def plot_perturbed_weight(table_path: str | Path, settings: dict, outputs: Sequence[str]) -> None:
+    """Share of the weight on perturbed examples, and the zero-weight fraction of perturbed vs
+    clean examples, over training, for policies along the optimisation."""
+    table = pd.read_csv(table_path)
+    crs = _policy_crs(table)
+    chosen = along_optimisation(list(crs.index))
+    labels = _role_labels(crs)
+    fig, (share_ax, zero_ax) = new_figure(11.0, 4.0, ncols=2, layout="constrained")
+    colour = cr_colorbar(fig, [share_ax, zero_ax], crs.min(), crs.max())
+    for policy in chosen:
+        rows = table[table["policy"] == policy].sort_values("step")
+        c = colour(crs[policy])
+        label = labels.get(policy, policy)
+        share_ax.plot(
+            rows["step"], 100 * rows["perturbed_weight_share"], color=c, lw=2, label=label
+        )
+        zero_ax.plot(rows["step"], 100 * rows["perturbed_zero_weight_fraction"], color=c, lw=2)
+        zero_ax.plot(rows["step"], 100 * rows["clean_zero_weight_fraction"], color=c, lw=2, ls="--")
+    share_ax.axhline(
+        100 * table["perturbed_example_fraction"].iloc[0],
+        color="0.4",
+        ls=":",
+        lw=1.5,
+        label="perturbed share of the data",
+    )
+    share_ax.set_ylabel("Σ γ$_{t,n}$ over perturbed n [%]")
+    share_ax.set_title("weight on perturbed examples")
+    zero_ax.set_ylabel("examples with γ$_{t,n}$ = 0 [%]")
+    zero_ax.set_title("zero-weight examples, perturbed vs clean")
+    zero_ax.legend(
+        [Line2D([], [], color="0.2", lw=2), Line2D([], [], color="0.2", lw=2, ls="--")],
+        ["perturbed", "clean"],
+        loc="best",
+        fontsize=9,
+    )
+    for ax in (share_ax, zero_ax):
+        ax.set_xlabel("training step t")
+        ax.title.set_fontsize(10)
+    share_ax.legend(loc="best", fontsize=8)
+    fig.suptitle(run_title(settings), fontweight="bold")
+    save_figure(fig, outputs)

@@ -1,0 +1,99 @@
+"""What a new user does, on a real SLURM cluster.
+
+A fresh virtual environment from the README's install command; its snakemake then runs the smoke
+preset to the figures through profiles/slurm on a single-node SLURM cluster that .ci/slurm.sh
+brings up on this machine (root and apt-get needed: CI has both). Without them, the fresh
+environment runs the smoke preset locally instead. Slow (minutes): `pytest -m "not slow"` skips.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, SHARED_STORIES, SMOKE
+
+pytestmark = pytest.mark.slow
+FIGURES = ["figure2", "figure4a", "figure4b", "figure5a", "figure5b"]
+
+
+def cluster_unavailable() -> str | None:
+    """Why .ci/slurm.sh cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "needs root: .ci/slurm.sh installs Slurm with apt-get and starts its daemons"
+    if not shutil.which("apt-get"):
+        return "needs Debian's apt-get to install Slurm"
+    return None
+
+
+def readme_install_command(venv: Path) -> str:
+    """The README's set-up command for the main job, without its snakemake run, into `venv`."""
+    readme = (ROOT / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith("python3.11 -m venv .venv &&"))
+    steps = [step for step in line.split(" && ") if "snakemake" not in step]
+    assert any("pip install" in step for step in steps), line
+    return re.sub(r"(?<![\w/])\.venv\b", str(venv), " && ".join(steps))
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory) -> Path:
+    if not shutil.which("python3.11"):
+        pytest.skip("the README's install command needs python3.11 on PATH")
+    if not SHARED_STORIES.exists():
+        pytest.skip(f"the shared TinyStories copy is not at {SHARED_STORIES}")
+    venv = tmp_path_factory.mktemp("fresh") / "venv"
+    command = readme_install_command(venv)
+    start = time.monotonic()
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    print(f"\n[fresh venv] `{command}`: {time.monotonic() - start:.0f} s")
+    return venv
+
+
+def test_fresh_install_runs_the_smoke_preset_through_slurm(fresh_venv, capsys):
+    if reason := cluster_unavailable():
+        pytest.skip(reason)
+    start = time.monotonic()
+    result = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "slurm.sh"), str(fresh_venv / "bin" / "snakemake")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:]
+    summary = [
+        x for x in output.splitlines() if x.startswith(("SLURM job ids", "  job ", "[slurm"))
+    ]
+    with capsys.disabled():  # the job ids and times in the test output, passed or not
+        print(f"\n[slurm] .ci/slurm.sh: {time.monotonic() - start:.0f} s", *summary, sep="\n")
+    job_ids = re.search(r"^SLURM job ids: ([\d ]+)$", output, re.M)
+    assert job_ids and len(job_ids.group(1).split()) > len(FIGURES), output[-3000:]
+    assert "OK: " in output
+
+
+def test_fresh_install_runs_the_smoke_preset_locally(fresh_venv, tmp_path):
+    if cluster_unavailable() is None:
+        pytest.skip("covered by the SLURM run of the fresh environment")
+    overlay = tmp_path / "stories.yaml"
+    overlay.write_text(
+        yaml.safe_dump({"transformer": {"data": {"local_files": [str(SHARED_STORIES)]}}})
+    )
+    result = subprocess.run(
+        [str(fresh_venv / "bin" / "snakemake"), "--cores", "2", *FIGURES,
+         "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+         "--configfile", SMOKE, str(overlay)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-5000:]
+    for figure in FIGURES:
+        assert (tmp_path / "results" / "figures" / f"{figure}.png").stat().st_size > 1000

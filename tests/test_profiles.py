@@ -1,0 +1,123 @@
+"""The execution profiles, and the sbatch calls profiles/slurm makes for the paper preset.
+
+A dry run does not submit, so the sbatch command line of each job is rebuilt by the SLURM
+plugin's own functions (as its executor calls them) from the threads and resources the dry run
+prints for the job.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+from tests.conftest import ROOT, SMOKE, snakemake
+
+PAPER = str(ROOT / "workflow" / "presets" / "paper.yaml")
+TRAINING_RULES = {"optimize_policy", "evaluate_policy"}
+
+
+def profile(name: str) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
+
+
+class Resources(dict):
+    """Job resources as the plugin reads them: .get() and attributes."""
+
+    __getattr__ = dict.__getitem__
+
+
+def planned_jobs(workdir, preset: str) -> tuple[list[SimpleNamespace], str]:
+    """Every job of a dry run with profiles/slurm: rule, threads, resources."""
+    # --cores: a dry run caps threads at the local cores; SLURM jobs are not capped.
+    result = snakemake(
+        workdir, "--profile", str(ROOT / "profiles" / "slurm"), "--configfile", preset,
+        "--dry-run", "--cores", "64",
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        match = re.match(r"(?:local)?rule (\w+):", block)
+        if not match or match.group(1) == "all":
+            continue
+        threads = re.search(r"^\s+threads: (\d+)$", block, re.M)
+        run = re.search(r"^\s+wildcards: .*\brun=([\w.-]+)", block, re.M)
+        resources = Resources()
+        line = re.search(r"^\s+resources: (.*)$", block, re.M)
+        for item in line.group(1).split(", ") if line else []:
+            key, value = item.split("=", 1)
+            resources[key] = int(value) if value.isdigit() else value
+        jobs.append(
+            SimpleNamespace(
+                name=match.group(1),
+                run=run.group(1) if run else None,
+                threads=int(threads.group(1)) if threads else 1,
+                resources=resources,
+            )
+        )
+    return jobs, output
+
+
+def sbatch(job) -> str:
+    params = dict(
+        run_uuid="test", slurm_logfile="slurm.log", comment_str=f"rule_{job.name}",
+        account="", partition="", workdir="/work",
+    )  # fmt: skip
+    return get_submit_command(job, params) + set_gres_string(job)
+
+
+def test_paper_preset_submits_the_training_rules_with_a_gpu(tmp_path):
+    jobs, output = planned_jobs(tmp_path, PAPER)
+    assert "workflow specific profile" in output  # profiles/default is picked up
+    names = {job.name for job in jobs}
+    assert names >= TRAINING_RULES and "tinystories_data" in names and "figure5b" in names
+    shown = set()
+    for job in jobs:
+        call = sbatch(job)
+        if job.name not in shown:
+            shown.add(job.name)
+            print(f"{job.name}: {call}", file=sys.stderr)
+        assert re.search(r" --mem \d+", call) and re.search(r" -t \d+", call), call
+        if job.name in TRAINING_RULES and job.run.startswith("transformer"):
+            # transformer.resources of the paper preset: 4 threads, 64 GB, 48 h, 1 GPU
+            assert " --gpus=1" in call and " --mem 64000" in call and " -t 2880" in call, call
+            assert "--cpus-per-task=4" in call, call
+        elif job.name in TRAINING_RULES:
+            # perceptron.resources: 1 thread, 2 GB, 1 h, no GPU
+            assert "--gpus" not in call and " --mem 2000" in call and " -t 60" in call, call
+            assert "--cpus-per-task=1" in call, call
+        else:
+            assert "--gpus" not in call and "gres" not in call, call
+            assert "--cpus-per-task=" in call and " --ntasks=1" in call, call
+
+
+def test_no_gpu_request_when_gpus_is_zero(tmp_path):
+    jobs, _ = planned_jobs(tmp_path, SMOKE)
+    assert {job.name for job in jobs} >= TRAINING_RULES
+    for job in jobs:
+        assert job.resources.get("gpu", 0) == 0, (job.name, job.resources)
+        assert "--gpus" not in sbatch(job)
+
+
+def test_slurm_profile_is_complete_and_sets_no_placeholder_account():
+    slurm = profile("slurm")
+    assert slurm["executor"] == "slurm" and slurm["rerun-incomplete"] is True
+    for key in ["jobs", "latency-wait", "retries", "default-resources"]:
+        assert key in slurm, key
+    # A literal placeholder would be submitted (and rejected): they stay comments.
+    assert not {"slurm_account", "slurm_partition"} & set(slurm["default-resources"])
+    text = (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
+    assert "# slurm_partition:" in text and "# slurm_account:" in text
+
+
+@pytest.mark.parametrize("name", ["local", "default"])
+def test_local_and_default_profiles_rerun_incomplete_jobs(name):
+    config = profile(name)
+    assert config["rerun-incomplete"] is True
+    if name == "local":
+        assert config["cores"] == "all" and config["keep-going"] is False

@@ -1,0 +1,332 @@
+# The Learning Law (Theorem 3.1) and its properties, Sections 4.4–4.5: per-run tables under
+# results/<run>/learning_law/ (SIM, the SIM–CR fit, Properties 4.1–4.3, perturbed vs clean
+# weight), and Figures 3b, 6–10, each a named target: `snakemake --cores all figure7a`.
+
+
+rule learning_law:
+    input:
+        # the dumps of every evaluated policy of the run, in policy order
+        steps=lambda w: expand(
+            "results/{run}/dumps/{policy}/steps.parquet", run=w.run, policy=policy_names(w.run)
+        ),
+        examples=lambda w: expand(
+            "results/{run}/dumps/{policy}/examples.parquet", run=w.run, policy=policy_names(w.run)
+        ),
+    output:
+        policies="results/{run}/learning_law/policies.csv",
+        sim_per_step="results/{run}/learning_law/sim_per_step.parquet",
+        fit="results/{run}/learning_law/sim_cr_fit.json",
+        property42="results/{run}/learning_law/property42_weights.parquet",
+        property43="results/{run}/learning_law/property43_sample.parquet",
+    params:
+        settings=lambda w: settings(w.run),
+        policies=lambda w: policy_names(w.run),
+        log_vocab=lambda w: log_vocab(w.run),
+        learning_law=config["learning_law"],
+        heatmap_max_step=lambda w: config["learning_law"]["heatmap_max_step"][
+            settings(w.run)["kind"]
+        ],
+        seed=config["seed"],
+    log:
+        "results/logs/{run}/learning_law.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    script:
+        "../scripts/learning_law.py"
+
+
+rule perturbed_weight:
+    input:
+        examples=lambda w: expand(
+            "results/{run}/dumps/{policy}/examples.parquet", run=w.run, policy=policy_names(w.run)
+        ),
+        policies="results/{run}/learning_law/policies.csv",
+        train=lambda w: f"results/data/{settings(w.run)['data_name']}/train.parquet",
+    output:
+        report(
+            "results/{run}/learning_law/perturbed_weight.csv",
+            caption="../report/perturbed_weight.rst",
+            category="Tables",
+            subcategory="Transformer",
+        ),
+    params:
+        policies=lambda w: policy_names(w.run),
+        learning_law=config["learning_law"],
+    log:
+        "results/logs/{run}/perturbed_weight.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    script:
+        "../scripts/perturbed_weight.py"
+
+
+rule figure6a:
+    input:
+        per_step="results/perceptron/learning_law/sim_per_step.parquet",
+    output:
+        pdf="results/figures/figure6a.pdf",
+        png=report(
+            "results/figures/figure6a.png",
+            caption="../report/figure6a.rst",
+            category="Figures",
+            subcategory="Perceptron",
+        ),
+    params:
+        settings=settings("perceptron"),
+    log:
+        "results/logs/figures/figure6a.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure_sim_per_step.py"
+
+
+use rule figure6a as figure6b with:
+    input:
+        per_step="results/transformer/learning_law/sim_per_step.parquet",
+    output:
+        pdf="results/figures/figure6b.pdf",
+        png=report(
+            "results/figures/figure6b.png",
+            caption="../report/figure6b.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
+    params:
+        settings=settings("transformer"),
+    log:
+        "results/logs/figures/figure6b.log",
+
+
+rule figure7a:
+    input:
+        policies="results/perceptron/learning_law/policies.csv",
+        fit="results/perceptron/learning_law/sim_cr_fit.json",
+    output:
+        pdf="results/figures/figure7a.pdf",
+        png=report(
+            "results/figures/figure7a.png",
+            caption="../report/figure7a.rst",
+            category="Figures",
+            subcategory="Perceptron",
+        ),
+    params:
+        settings=settings("perceptron"),
+        paper_style=False,
+    log:
+        "results/logs/figures/figure7a.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure_sim_cr.py"
+
+
+use rule figure7a as figure7b with:
+    input:
+        policies="results/transformer/learning_law/policies.csv",
+        fit="results/transformer/learning_law/sim_cr_fit.json",
+    output:
+        pdf="results/figures/figure7b.pdf",
+        png=report(
+            "results/figures/figure7b.png",
+            caption="../report/figure7b.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
+    params:
+        settings=settings("transformer"),
+        paper_style=False,
+    log:
+        "results/logs/figures/figure7b.log",
+
+
+use rule figure7a as figure3b with:
+    input:
+        policies="results/transformer/learning_law/policies.csv",
+        fit="results/transformer/learning_law/sim_cr_fit.json",
+    output:
+        pdf="results/figures/figure3b.pdf",
+        png=report(
+            "results/figures/figure3b.png",
+            caption="../report/figure3b.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
+    params:
+        settings=settings("transformer"),
+        paper_style=True,
+    log:
+        "results/logs/figures/figure3b.log",
+
+
+rule figure8a:
+    input:
+        policies="results/perceptron/learning_law/policies.csv",
+    output:
+        pdf="results/figures/figure8a.pdf",
+        png=report(
+            "results/figures/figure8a.png",
+            caption="../report/figure8a.rst",
+            category="Figures",
+            subcategory="Perceptron",
+        ),
+    params:
+        settings=settings("perceptron"),
+    log:
+        "results/logs/figures/figure8a.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure_property41.py"
+
+
+use rule figure8a as figure8b with:
+    input:
+        policies="results/transformer/learning_law/policies.csv",
+    output:
+        pdf="results/figures/figure8b.pdf",
+        png=report(
+            "results/figures/figure8b.png",
+            caption="../report/figure8b.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
+    params:
+        settings=settings("transformer"),
+    log:
+        "results/logs/figures/figure8b.log",
+
+
+rule figure9:
+    input:
+        property42="results/perceptron/learning_law/property42_weights.parquet",
+        policies="results/perceptron/learning_law/policies.csv",
+    output:
+        pdf="results/figures/figure9.pdf",
+        png=report(
+            "results/figures/figure9.png",
+            caption="../report/figure9.rst",
+            category="Figures",
+            subcategory="Perceptron",
+        ),
+    params:
+        settings=settings("perceptron"),
+        loss_threshold=config["learning_law"]["perfectly_learned_loss"],
+    log:
+        "results/logs/figures/figure9.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure_property42.py"
+
+
+rule figure10a:
+    input:
+        property43="results/perceptron/learning_law/property43_sample.parquet",
+    output:
+        pdf="results/figures/figure10a.pdf",
+        png=report(
+            "results/figures/figure10a.png",
+            caption="../report/figure10a.rst",
+            category="Figures",
+            subcategory="Perceptron",
+        ),
+    params:
+        settings=settings("perceptron"),
+        max_step=config["learning_law"]["heatmap_max_step"]["perceptron"],
+        sample_size=config["learning_law"]["heatmap_examples"],
+    log:
+        "results/logs/figures/figure10a.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure_property43.py"
+
+
+use rule figure10a as figure10b with:
+    input:
+        property43="results/transformer/learning_law/property43_sample.parquet",
+    output:
+        pdf="results/figures/figure10b.pdf",
+        png=report(
+            "results/figures/figure10b.png",
+            caption="../report/figure10b.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
+    params:
+        settings=settings("transformer"),
+        max_step=config["learning_law"]["heatmap_max_step"]["transformer"],
+        sample_size=config["learning_law"]["heatmap_examples"],
+    log:
+        "results/logs/figures/figure10b.log",
+
+
+rule figure_perturbed_weight:
+    input:
+        table="results/transformer/learning_law/perturbed_weight.csv",
+    output:
+        pdf="results/figures/figure_perturbed_weight.pdf",
+        png=report(
+            "results/figures/figure_perturbed_weight.png",
+            caption="../report/figure_perturbed_weight.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
+    params:
+        settings=settings("transformer"),
+    log:
+        "results/logs/figures/figure_perturbed_weight.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figure_perturbed_weight.py"
+
+
+LEARNING_LAW_FIGURES = {
+    "perceptron": ["figure6a", "figure7a", "figure8a", "figure9", "figure10a"],
+    "transformer": [
+        "figure3b",
+        "figure6b",
+        "figure7b",
+        "figure8b",
+        "figure10b",
+        "figure_perturbed_weight",
+    ],
+}
+for _kind, _figures in LEARNING_LAW_FIGURES.items():
+    TARGETS[_kind] += expand("results/figures/{fig}.{ext}", fig=_figures, ext=["pdf", "png"])
+    TARGETS[_kind] += [f"results/{_kind}/learning_law/policies.csv"]
+TARGETS["transformer"] += ["results/transformer/learning_law/perturbed_weight.csv"]

@@ -1,0 +1,88 @@
+# Section 4.6: scaling-law fits of the Transformer's test-loss curves. Table 1 and Figure 11 fit
+# the main run; Table 2 every run of `transformer.scaling_sweep` (the (T, N, V) settings are runs
+# of their own, transformer-T<T>-N<N>-V<V>, built by the generic rules of train.smk).
+
+rule table1:
+    input:
+        conventional=steps_dump("transformer", "conventional"),
+        near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
+    output:
+        csv=report(
+            "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+            subcategory="Transformer",
+        ),
+        md="results/tables/table1.md",
+    params:
+        settings=lambda w: settings("transformer"),
+        near_optimal=lambda w: near_optimal("transformer"),
+    log:
+        "results/logs/tables/table1.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/scaling_law_table1.py"
+
+
+rule table2:
+    input:
+        conventional=lambda w: [steps_dump(r, "conventional") for r in scaling_sweep_runs(config)],
+        near_optimal=lambda w: [steps_dump(r, near_optimal(r)) for r in scaling_sweep_runs(config)],
+    output:
+        csv=report(
+            "results/tables/table2.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+            subcategory="Transformer",
+        ),
+        md="results/tables/table2.md",
+    params:
+        entries=config["transformer"]["scaling_sweep"],
+        runs=scaling_sweep_runs(config),
+    log:
+        "results/logs/tables/table2.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/scaling_law_table2.py"
+
+
+rule figure11:
+    input:
+        conventional=steps_dump("transformer", "conventional"),
+        near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
+    output:
+        pdf="results/figures/figure11.pdf",
+        png=report(
+            "results/figures/figure11.png",
+            caption="../report/figure11.rst",
+            category="Figures",
+            subcategory="Transformer",
+        ),
+    params:
+        settings=lambda w: settings("transformer"),
+    log:
+        "results/logs/figures/figure11.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/scaling_law_figure11.py"
+
+
+TARGETS["transformer"] += expand("results/tables/table1.{ext}", ext=["csv", "md"])
+TARGETS["transformer"] += expand("results/figures/figure11.{ext}", ext=["pdf", "png"])
+if scaling_sweep_runs(config):
+    TARGETS["transformer"] += expand("results/tables/table2.{ext}", ext=["csv", "md"])

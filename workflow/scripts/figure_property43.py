@@ -1,0 +1,3 @@
+from pipeline.analysis import learning_law_jobs
+
+learning_law_jobs.figure_property43(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,0 +1,3 @@
+from pipeline.analysis import scaling_law_jobs
+
+scaling_law_jobs.table1_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)
