@@ -75,7 +75,8 @@ def build_model(settings: dict, device: torch.device) -> LossModel:
         ffn_mult=arch["ffn_mult"],
         pad_id=PAD_ID,
     )
-    return Transformer(shape, chunk_size=chunk, device=device)
+    compile_steps = settings["train"].get("compile", False)
+    return Transformer(shape, chunk_size=chunk, device=device, compile=compile_steps)
 
 
 def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Run:
@@ -98,6 +99,7 @@ def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: 
             for s in ("train", "desired", "test")
         }
     model = build_model(settings, device)
+    splits = {s: model.prepare(batch) for s, batch in splits.items()}  # the model's layout
     return Run(settings, model, splits["train"], splits["desired"], splits["test"], device, dtype)
 
 

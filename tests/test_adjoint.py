@@ -6,6 +6,7 @@ import torch
 from pipeline.models.perceptron import Perceptron
 from pipeline.policy.adjoint import policy_gradient
 from pipeline.policy.simplex import project_to_simplex
+from pipeline.training.descent import DIVERGENCE_FACTOR, TrainingDiverged
 
 
 def tiny_problem(seed: int = 0, n: int = 8, k: int = 5, dim: int = 4):
@@ -35,7 +36,7 @@ def unrolled_objective(model, theta0, train, desired, policy, eta):
 
 
 @pytest.mark.parametrize("closed_form", [True, False])
-@pytest.mark.parametrize("checkpoint_every", [1, 2, 5])
+@pytest.mark.parametrize("checkpoint_every", [1, 2, 3, 5, 7])  # 3: a short last segment; 7 > T
 def test_gradient_equals_autograd_through_unrolled_loop(closed_form, checkpoint_every):
     train, desired, theta0, policy = tiny_problem()
     model = Perceptron(dim=4, closed_form=closed_form)
@@ -71,3 +72,19 @@ def test_gradient_matches_finite_difference_on_the_simplex():
     analytic = float((result.grad * direction).sum())
     assert analytic == pytest.approx(finite_difference, rel=1e-6)
     assert abs(analytic) > 1e-4  # a direction along which J really changes
+
+
+def test_divergence_names_the_first_bad_step():
+    """The adjoint's forward pass checks every step at once, with the per-step rule of training."""
+    train, desired, theta0, policy = tiny_problem()
+    model, eta = Perceptron(dim=4), 1e6
+    theta, weighted = theta0, []
+    for t in range(policy.shape[0]):
+        g, losses = model.weighted_grad(theta, train, policy[t])
+        weighted.append(float(policy[t] @ losses))
+        theta = theta - eta * g
+    first_bad = next(t for t, w in enumerate(weighted) if w > DIVERGENCE_FACTOR * weighted[0])
+    assert first_bad >= 1
+    with pytest.raises(TrainingDiverged) as err:
+        policy_gradient(model, theta0, train, desired, policy, eta)
+    assert err.value.step == first_bad

@@ -5,7 +5,12 @@ import torch
 from torch.func import grad
 
 from pipeline.models.perceptron import Perceptron
-from pipeline.models.transformer import Transformer, TransformerShape
+from pipeline.models.transformer import (
+    AUTO_CHUNK_LOGITS,
+    Transformer,
+    TransformerShape,
+    auto_chunk_size,
+)
 
 
 def perceptron_case(seed=0, n=12, dim=5):
@@ -90,3 +95,55 @@ def test_transformer_loss_ignores_padding():
     short_theta = torch.cat([params[n].flatten() for n in short.names])
     alone = short.losses(short_theta, {"tokens": tokens[1:2, :6]})
     torch.testing.assert_close(losses[1], alone[0])
+
+
+@pytest.mark.parametrize("case", [perceptron_case, transformer_case])
+def test_stretch_batched_desired_losses_equal_per_step_ones(case):
+    """mean_losses_and_grads / mean_losses over a stretch of θ_t = one call per θ_t."""
+    model, batch, theta, _, vector = case()
+    thetas = torch.stack([theta + s * vector for s in (0.0, 0.5, -1.0)])
+    losses, grads = model.mean_losses_and_grads(thetas, batch)
+    for i, th in enumerate(thetas):
+        loss, g = model.mean_loss_and_grad(th, batch)
+        torch.testing.assert_close(losses[i], loss, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(grads[i], g, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(model.mean_losses(thetas, batch)[i], model.mean_loss(th, batch))
+
+
+def test_perceptron_layout_changes_no_value():
+    """`prepare` stores Z column-major: the same numbers through every closed form."""
+    model, batch, theta, weights, vector = perceptron_case()
+    prepared = model.prepare(batch)
+    assert not prepared["x"].is_contiguous() and torch.equal(prepared["x"], batch["x"])
+    for name, args in [
+        ("weighted_grad", (theta, weights)),
+        ("weighted_grad_vjp", (theta, weights, vector)),
+        ("contributions", (theta, vector)),
+    ]:
+        a, b = (getattr(model, name)(args[0], data, *args[1:]) for data in (prepared, batch))
+        for x, y in zip(a, b, strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
+
+
+def test_automatic_chunks_fit_the_cache_on_cpu_only():
+    shape = TransformerShape(vocab_size=1024, seq_len=32)
+    assert auto_chunk_size(shape, "cpu") == AUTO_CHUNK_LOGITS // (32 * 1024) == 64
+    assert auto_chunk_size(shape, "cuda") is None
+    assert Transformer(shape).chunk_size == 64
+    assert Transformer(shape, chunk_size=10).chunk_size == 10
+
+
+@pytest.mark.slow  # compiles three graphs: about a minute, or seconds from PyTorch's disk cache
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_transformer_equals_eager():
+    model, batch, theta, weights, vector = transformer_case(chunk_size=4)
+    compiled = Transformer(model.shape, chunk_size=4, compile=True)
+    for name, args in [
+        ("weighted_grad", (theta, batch, weights)),
+        ("weighted_grad_vjp", (theta, batch, weights, vector)),
+        ("contributions", (theta, batch, vector)),
+    ]:
+        for fast, eager in zip(
+            getattr(compiled, name)(*args), getattr(model, name)(*args), strict=True
+        ):
+            torch.testing.assert_close(fast, eager, rtol=1e-12, atol=1e-14)

@@ -7,6 +7,9 @@ Everything the engine needs from a model is derived here from one function, `los
 - `weighted_grad_vjp`:  (H a, [∇l_n · a]_n) with H = ∇²_θ Σ_n w_n l_n(θ)   (one adjoint step)
 - `contributions`:      [∇l_n · d]_n by a forward-mode JVP            (CT of Theorem 3.1)
 - `mean_loss_and_grad`: L(θ) = mean_n l_n(θ) and its gradient         (desired / test loss)
+- `mean_losses_and_grads`, `mean_losses`: the same for every θ of a stretch of the trajectory
+  (a loop here; one matrix product in a closed form), so that the adjoint pays no per-step
+  overhead for them
 
 Parameters are one flat vector θ so that trajectories, adjoints and dot products are plain vector
 algebra. Batches are dicts of tensors sharing their first dimension; `chunk_size` bounds how many
@@ -42,10 +45,21 @@ def batch_to(batch: Batch, device: torch.device | str) -> Batch:
 
 
 class LossModel:
-    """Per-example losses l(x_n, θ) of a flat parameter vector θ, and what the engine derives."""
+    """Per-example losses l(x_n, θ) of a flat parameter vector θ, and what the engine derives.
 
-    def __init__(self, chunk_size: int | None = None) -> None:
+    `compile=True` hands the per-chunk gradient, VJP and JVP to `torch.compile`, which fuses the
+    elementwise work of the double backward (about 1.3× faster training steps and 1.5× faster VJPs
+    for the Transformer on CPU), after a one-off compilation of a minute or two per chunk shape
+    (cached on disk by PyTorch; needs a C++ compiler). Results equal the eager ones to round-off.
+    """
+
+    def __init__(self, chunk_size: int | None = None, compile: bool = False) -> None:
         self.chunk_size = chunk_size
+        self.compiled = compile
+        if compile:
+            self._chunk_grad = torch.compile(self._chunk_grad, dynamic=False)
+            self._chunk_vjp = torch.compile(self._chunk_vjp, dynamic=False)
+            self._chunk_jvp = torch.compile(self._chunk_jvp, dynamic=False)
 
     # -- the one thing a model must define ---------------------------------------------------
     def losses(self, theta: Tensor, batch: Batch) -> Tensor:
@@ -56,6 +70,26 @@ class LossModel:
         """θ_0, the initial flat parameter vector shared by every policy of an experiment."""
         raise NotImplementedError
 
+    # -- one chunk ---------------------------------------------------------------------------
+    def _weighted_loss(self, theta: Tensor, batch: Batch, weights: Tensor) -> tuple[Tensor, Tensor]:
+        losses = self.losses(theta, batch)
+        return (weights * losses).sum(), losses.detach()
+
+    def _chunk_grad(self, theta: Tensor, part: Batch, weights: Tensor) -> tuple[Tensor, Tensor]:
+        return grad(self._weighted_loss, has_aux=True)(theta, part, weights)
+
+    def _chunk_vjp(
+        self, theta: Tensor, part: Batch, weights: Tensor, cotangent: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        def step_grad(th: Tensor, w: Tensor) -> Tensor:
+            return grad(self._weighted_loss, has_aux=True)(th, part, w)[0]
+
+        _, pullback = vjp(step_grad, theta, weights)
+        return pullback(cotangent)
+
+    def _chunk_jvp(self, theta: Tensor, part: Batch, direction: Tensor) -> tuple[Tensor, Tensor]:
+        return jvp(lambda th: self.losses(th, part), (theta,), (direction,))
+
     # -- derived operations ------------------------------------------------------------------
     def chunks(self, batch: Batch) -> Iterator[tuple[slice, Batch]]:
         """(slice, sub-batch) pairs covering the batch, at most `chunk_size` examples each."""
@@ -65,16 +99,12 @@ class LossModel:
             stop = min(start + size, n)
             yield slice(start, stop), batch_slice(batch, start, stop)
 
-    def _weighted_loss(self, theta: Tensor, batch: Batch, weights: Tensor) -> tuple[Tensor, Tensor]:
-        losses = self.losses(theta, batch)
-        return (weights * losses).sum(), losses.detach()
-
     def weighted_grad(self, theta: Tensor, batch: Batch, weights: Tensor) -> tuple[Tensor, Tensor]:
         """(∇_θ Σ_n w_n l_n(θ), l(θ)): the full-batch gradient under weights w, and the losses."""
         total = torch.zeros_like(theta)
         losses = torch.empty(batch_size(batch), dtype=theta.dtype, device=theta.device)
         for sl, part in self.chunks(batch):
-            g, losses[sl] = grad(self._weighted_loss, has_aux=True)(theta, part, weights[sl])
+            g, losses[sl] = self._chunk_grad(theta, part, weights[sl])
             total += g
         return total, losses
 
@@ -90,12 +120,7 @@ class LossModel:
         hvp = torch.zeros_like(theta)
         dots = torch.empty(batch_size(batch), dtype=theta.dtype, device=theta.device)
         for sl, part in self.chunks(batch):
-
-            def step_grad(th: Tensor, w: Tensor, part: Batch = part) -> Tensor:
-                return grad(self._weighted_loss, has_aux=True)(th, part, w)[0]
-
-            _, pullback = vjp(step_grad, theta, weights[sl])
-            h, dots[sl] = pullback(cotangent)
+            h, dots[sl] = self._chunk_vjp(theta, part, weights[sl], cotangent)
             hvp += h
         return hvp, dots
 
@@ -107,9 +132,7 @@ class LossModel:
         losses = torch.empty(n, dtype=theta.dtype, device=theta.device)
         dots = torch.empty_like(losses)
         for sl, part in self.chunks(batch):
-            losses[sl], dots[sl] = jvp(
-                lambda th, part=part: self.losses(th, part), (theta,), (direction,)
-            )
+            losses[sl], dots[sl] = self._chunk_jvp(theta, part, direction)
         return losses.detach(), dots.detach()
 
     def mean_loss_and_grad(self, theta: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -126,3 +149,19 @@ class LossModel:
         for _, part in self.chunks(batch):
             total += self.losses(theta, part).sum()
         return total / batch_size(batch)
+
+    def mean_losses_and_grads(self, thetas: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        """(L(θ_i), ∇L(θ_i)) for every row θ_i of `thetas` (L × |θ|), shapes (L,) and (L, |θ|)."""
+        losses = thetas.new_empty(thetas.shape[0])
+        grads = torch.empty_like(thetas)
+        for i, theta in enumerate(thetas):
+            losses[i], grads[i] = self.mean_loss_and_grad(theta, batch)
+        return losses, grads
+
+    def mean_losses(self, thetas: Tensor, batch: Batch) -> Tensor:
+        """L(θ_i) for every row θ_i of `thetas` (L × |θ|), shape (L,)."""
+        return torch.stack([self.mean_loss(theta, batch) for theta in thetas])
+
+    def prepare(self, batch: Batch) -> Batch:
+        """The batch in the memory layout the model's hot loops prefer (here: unchanged)."""
+        return batch

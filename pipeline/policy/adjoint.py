@@ -10,6 +10,10 @@ Each backward step is one vector-Jacobian product of the training-step gradient 
 (`checkpoint_every`); the backward pass recomputes one segment of k steps at a time, so memory is
 O((T/k + k)·|θ|), O(√T·|θ|) for k ≈ √T, at the price of one extra training step per step.
 k = 1 keeps every θ_t and recomputes nothing.
+
+The backward pass walks the trajectory in stretches (a segment of k steps, or √T stored steps when
+k = 1) and computes the desired losses and gradients and the test losses of a whole stretch at
+once (`LossModel.mean_losses_and_grads`), which leaves one VJP per step in the sequential loop.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from pipeline.models.base import Batch, LossModel
-from pipeline.training.descent import check_finite_step, descent_step
+from pipeline.training.descent import check_finite_steps
 
 
 @dataclass
@@ -53,43 +57,50 @@ def policy_gradient(
 ) -> PolicyGradient:
     """J(γ) and ∂J/∂γ for the policy γ (T × N), by one forward and one adjoint pass."""
     steps = policy.shape[0]
-    k = max(1, checkpoint_every)
-    checkpoints: dict[int, Tensor] = {0: theta0}
+    k = min(max(1, checkpoint_every), steps)
+
+    # Forward pass: stored[i] = θ_{min(i·k, T)}.
+    stored = theta0.new_empty(math.ceil(steps / k) + 1, theta0.numel())
+    stored[0] = theta0
+    weighted = theta0.new_empty(steps)  # Σ_n γ_{t,n} l_n(θ_t), for the divergence check
     theta = theta0
-    initial_loss = None
     for t in tqdm(range(steps), desc="forward", disable=not progress, leave=False):
-        theta, losses = descent_step(model, theta, train, policy[t], eta)
-        weighted = policy[t] @ losses
-        initial_loss = float(weighted) if initial_loss is None else initial_loss
-        check_finite_step(t, weighted, initial_loss)
+        g, losses = model.weighted_grad(theta, train, policy[t])
+        weighted[t] = policy[t] @ losses
+        theta = torch.add(theta, g, alpha=-eta)
         if (t + 1) % k == 0 or t + 1 == steps:
-            checkpoints[t + 1] = theta
+            stored[math.ceil((t + 1) / k)] = theta
+    check_finite_steps(weighted)
 
     grad = torch.empty_like(policy)
-    desired_losses = torch.empty(steps + 1, dtype=theta0.dtype, device=theta0.device)
-    test_losses = torch.empty_like(desired_losses) if test is not None else None
+    desired_losses = theta0.new_empty(steps + 1)
+    test_losses = theta0.new_empty(steps + 1) if test is not None else None
     adjoint = torch.zeros_like(theta0)
+    stretch = k if k > 1 else sqrt_checkpointing(steps)
+    segment = theta0.new_empty(k + 1, theta0.numel()) if k > 1 else None
     bar = tqdm(total=steps, desc="adjoint", disable=not progress, leave=False)
-    for start in reversed(range(0, steps, k)):
-        stop = min(start + k, steps)
-        segment = [checkpoints[start]]  # θ_start … θ_stop
-        for t in range(start, stop - 1):
-            segment.append(descent_step(model, segment[-1], train, policy[t], eta)[0])
-        segment.append(checkpoints[stop])
+    for start in reversed(range(0, steps, stretch)):
+        stop = min(start + stretch, steps)
+        if segment is None:  # every θ_t is stored
+            thetas = stored[start : stop + 1]
+        else:  # θ_start is stored; recompute up to θ_stop, which is stored too
+            thetas = segment[: stop - start + 1]
+            thetas[0] = stored[start // k]
+            for i in range(stop - start - 1):
+                g, _ = model.weighted_grad(thetas[i], train, policy[start + i])
+                torch.add(thetas[i], g, alpha=-eta, out=thetas[i + 1])
+            thetas[-1] = stored[math.ceil(stop / k)]
+        losses, desired_grads = model.mean_losses_and_grads(thetas[1:], desired)
+        desired_losses[start + 1 : stop + 1] = losses
+        if test_losses is not None:
+            test_losses[start + 1 : stop + 1] = model.mean_losses(thetas[1:], test)
         for t in range(stop, start, -1):  # a_t, then the VJP at θ_{t-1}
-            theta_t = segment[t - start]
-            loss, g_dsr = model.mean_loss_and_grad(theta_t, desired)
-            desired_losses[t] = loss
-            if test_losses is not None:
-                test_losses[t] = model.mean_loss(theta_t, test)
-            adjoint += g_dsr
-            hvp, dots = model.weighted_grad_vjp(
-                segment[t - 1 - start], train, policy[t - 1], adjoint
-            )
-            grad[t - 1] = dots.mul_(-eta)
-            adjoint -= eta * hvp
+            adjoint += desired_grads[t - start - 1]
+            theta = thetas[t - 1 - start]
+            hvp, dots = model.weighted_grad_vjp(theta, train, policy[t - 1], adjoint)
+            torch.mul(dots, -eta, out=grad[t - 1])
+            adjoint.sub_(hvp, alpha=eta)
             bar.update()
-        del segment
     bar.close()
     desired_losses[0] = model.mean_loss(theta0, desired)
     if test_losses is not None:

@@ -142,7 +142,7 @@ def optimize_policy(
             "test_auc": test_auc,
             "test_compression_ratio": compression_ratio(test_auc, run.steps, run.log_vocab),
             "final_test_loss": float(test_losses[-1]),
-            "support": float((policy > 0).float().mean()),
+            "support": int(torch.count_nonzero(policy)) / policy.numel(),
         }
         if epoch in policy_paths:
             torch.save(policy.cpu(), resume_dir / f"epoch{epoch:04d}.pt")
@@ -151,7 +151,7 @@ def optimize_policy(
             history.append(row)
             break
         eps = policy_step_size(settings, epoch, run.steps)
-        policy = project_to_simplex(policy - eps * result.grad)
+        policy = project_to_simplex(torch.add(policy, result.grad, alpha=-eps))
         row.update(
             step_size=eps, grad_norm=float(result.grad.norm()), seconds=time.perf_counter() - start
         )

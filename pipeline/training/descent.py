@@ -40,6 +40,20 @@ def check_finite_step(step: int, weighted_loss: Tensor, initial_loss: float) -> 
         raise TrainingDiverged(step, value, initial_loss)
 
 
+def check_finite_steps(weighted_losses: Tensor) -> None:
+    """`check_finite_step` for every step of a run at once (one device sync instead of T).
+
+    Raises for the first step whose weighted loss is non-finite or exceeds the limit; checking
+    after the run rather than during it only lets the steps after a divergence run in vain.
+    """
+    initial = float(weighted_losses[0])
+    limit = DIVERGENCE_FACTOR * max(initial, 1e-12) if math.isfinite(initial) else -math.inf
+    bad = ~torch.isfinite(weighted_losses) | (weighted_losses > limit)
+    if bool(bad.any()):
+        step = int(bad.nonzero()[0])
+        raise TrainingDiverged(step, float(weighted_losses[step]), initial)
+
+
 def descent_step(
     model: LossModel, theta: Tensor, train: Batch, weights: Tensor, eta: float
 ) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,520 @@
+"""Benchmark of the policy-optimisation engine: `python -m pipeline.bench [--quick] [--only …]`.
+
+Measures, in one process on this machine (memory: one subprocess per configuration):
+
+1. `perceptron`, `transformer`: the time of one policy-optimisation epoch (forward pass, adjoint
+   pass, projection) over the time of one plain conventional training run of the same T. An epoch
+   costs at least one training step plus one VJP per step, and a VJP of the training gradient
+   costs about three gradients in arithmetic, so the ratio cannot go much below 4 for a model
+   whose time is in its matrix products (the Transformer); the Perceptron's steps are bound by
+   streaming its data matrix, which a VJP does three times and a step twice.
+2. `projection`: the exact simplex projection of a 4000 × 16384 policy after a gradient step.
+3. `memory`: peak memory of the adjoint storing every θ_t (k = 1) and checkpointing (k = √T),
+   beside |θ|·T and |θ|·√T.
+4. `perceptron` also gives the wall time of the full Perceptron policy optimisation (E epochs of
+   the real loop, policies saved), run for `--perceptron-epochs` epochs and extrapolated to E.
+
+Sizes come from config.yaml (the Perceptron at the paper's size, the Transformer at laptop size,
+on random tokens: times do not depend on the text), or from the smoke preset with `--quick`.
+Writes results/bench/bench.json (every figure, the goals, the machine) and bench.md (a table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+
+from pipeline.config import run_settings, saved_epochs
+from pipeline.data.perceptron import make_perceptron_data
+from pipeline.experiment import PAD_ID, Run, build_model
+from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
+from pipeline.policy.optimize import conventional_policy, optimize_policy, policy_step_size
+from pipeline.policy.simplex import project_to_simplex, sort_projection
+from pipeline.runtime import job
+from pipeline.training.descent import descent_step
+
+log = logging.getLogger("pipeline.bench")
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ("perceptron", "transformer", "projection", "memory")
+GOALS = {
+    "perceptron_epoch_ratio": 4.0,  # at most
+    "transformer_epoch_ratio": 3.5,  # at most
+    "projection_seconds": 1.0,  # under, for 4000 × 16384 on 2 cores
+    "perceptron_full_seconds": 600.0,  # under, 500 epochs of T = 2000
+}
+CPU = torch.device("cpu")
+
+
+# -- set-up ------------------------------------------------------------------------------------
+def machine() -> dict:
+    """What the figures were measured on."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cores_available": affinity,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": _processor_name(),
+    }
+
+
+def _processor_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def load_config(path: Path, quick: bool) -> dict:
+    """config.yaml, with the smoke preset's sizes merged in for `--quick`."""
+    config = yaml.safe_load(path.read_text())
+    if quick:
+        smoke = yaml.safe_load((ROOT / "workflow" / "presets" / "smoke.yaml").read_text())
+        for kind in ("perceptron", "transformer"):
+            for block, values in smoke[kind].items():
+                if isinstance(values, dict):
+                    config[kind][block].update(values)
+    return config
+
+
+def perceptron_run(settings: dict, seed: int) -> Run:
+    """The Perceptron data of the settings (the data job's generator), in the model's layout."""
+    frames = make_perceptron_data(settings["data"], seed)
+    model = build_model(settings, CPU)
+    splits = {
+        split: model.prepare(
+            {
+                "x": torch.tensor(np.stack(frame["x"].to_numpy())),
+                "y": torch.tensor(frame["y"].to_numpy(), dtype=torch.float32),
+            }
+        )
+        for split, frame in frames.items()
+    }
+    return Run(
+        settings, model, splits["train"], splits["desired"], splits["test"], CPU, torch.float32
+    )
+
+
+def transformer_run(settings: dict, seed: int) -> Run:
+    """The Transformer of the settings on random token sequences, right-padded to 50–100 %."""
+    data = settings["data"]
+    generator = torch.Generator().manual_seed(seed)
+
+    def tokens(n: int) -> dict[str, Tensor]:
+        seq = torch.randint(1, data["vocab_size"], (n, data["seq_len"]), generator=generator)
+        lengths = torch.randint(
+            data["seq_len"] // 2, data["seq_len"] + 1, (n, 1), generator=generator
+        )
+        seq[torch.arange(data["seq_len"]) >= lengths] = PAD_ID
+        return {"tokens": seq}
+
+    splits = {s: tokens(data[f"n_{s}"]) for s in ("train", "desired", "test")}
+    model = build_model(settings, CPU)
+    return Run(
+        settings, model, splits["train"], splits["desired"], splits["test"], CPU, torch.float32
+    )
+
+
+def initial(run: Run, seed: int) -> Tensor:
+    return run.model.init_params(torch.Generator().manual_seed(seed)).to(torch.float32)
+
+
+def with_steps(settings: dict, steps: int) -> dict:
+    return {**settings, "train": {**settings["train"], "steps": steps}}
+
+
+def checkpointing(run: Run) -> int:
+    return run.settings["policy"]["checkpoint_every"] or sqrt_checkpointing(run.steps)
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# -- 1. epoch / conventional run --------------------------------------------------------------
+def conventional_run(run: Run, theta0: Tensor) -> Tensor:
+    """Plain conventional training: T full-batch steps under γ_t = 1/N."""
+    weights = torch.full((run.n_train,), 1.0 / run.n_train)
+    theta = theta0
+    for _ in range(run.steps):
+        theta = descent_step(run.model, theta, run.train, weights, run.eta)[0]
+    return theta
+
+
+def policy_epoch(run: Run, theta0: Tensor, policy: Tensor, epoch: int) -> tuple[Tensor, float]:
+    """One epoch of the optimiser (adjoint gradient, step, projection), and the projection time."""
+    result = policy_gradient(
+        run.model,
+        theta0,
+        run.train,
+        run.desired,
+        policy,
+        run.eta,
+        checkpointing(run),
+        test=run.test,
+    )
+    eps = policy_step_size(run.settings["policy"], epoch, run.steps)
+    start = time.perf_counter()
+    projected = project_to_simplex(torch.add(policy, result.grad, alpha=-eps))
+    return projected, time.perf_counter() - start
+
+
+def bench_epoch_ratio(run: Run, theta0: Tensor, repeats: int) -> dict:
+    """Medians over `repeats` of the conventional run and of successive epochs, interleaved."""
+    policy = conventional_policy(run)
+    conventional_run(run, theta0)  # warm-up (and compilation, for a compiled model)
+    policy_epoch(run, theta0, policy, 0)
+    conventional, epochs, projections = [], [], []
+    for epoch in range(repeats):
+        conventional.append(seconds(lambda: conventional_run(run, theta0)))
+        start = time.perf_counter()
+        policy, projection = policy_epoch(run, theta0, policy, epoch)
+        epochs.append(time.perf_counter() - start)
+        projections.append(projection)
+    conv, epoch = statistics.median(conventional), statistics.median(epochs)
+    return {
+        "steps": run.steps,
+        "n_train": run.n_train,
+        "checkpoint_every": checkpointing(run),
+        "conventional_run_seconds": conv,
+        "epoch_seconds": epoch,
+        "projection_seconds": statistics.median(projections),
+        "epoch_ratio": epoch / conv,
+        "repeats": repeats,
+    }
+
+
+def bench_step_operations(run: Run, theta0: Tensor, repeats: int) -> dict:
+    """One forward, one training gradient and one VJP of the training gradient (N examples)."""
+    model, train = run.model, run.train
+    weights = torch.full((run.n_train,), 1.0 / run.n_train)
+    cotangent = 1e-2 * torch.randn(theta0.shape, generator=torch.Generator().manual_seed(1))
+    operations = {
+        "forward": lambda: model.mean_loss(theta0, train),
+        "grad": lambda: model.weighted_grad(theta0, train, weights),
+        "vjp": lambda: model.weighted_grad_vjp(theta0, train, weights, cotangent),
+    }
+    times = {name: [] for name in operations}
+    for _ in range(repeats + 1):  # the first round warms up
+        for name, fn in operations.items():
+            times[name].append(seconds(fn))
+    result = {f"{name}_seconds": statistics.median(t[1:]) for name, t in times.items()}
+    result["vjp_over_grad"] = result["vjp_seconds"] / result["grad_seconds"]
+    return result
+
+
+def bench_perceptron(config: dict, seed: int, repeats: int, epochs_run: int) -> dict:
+    settings = run_settings(config, "perceptron")
+    run = perceptron_run(settings, seed)
+    theta0 = initial(run, seed)
+    result = {"sizes": {"dim": settings["data"]["dim"], **_sizes(run)}}
+    result.update(bench_epoch_ratio(run, theta0, repeats))
+    result["goal_epoch_ratio"] = GOALS["perceptron_epoch_ratio"]
+    result["full"] = bench_full_optimisation(run, theta0, seed, epochs_run)
+    return result
+
+
+def bench_transformer(config: dict, seed: int, repeats: int, steps: int, compiled: bool) -> dict:
+    """The ratio and the step operations, eager and (if `compiled`) with torch.compile."""
+    settings = with_steps(run_settings(config, "transformer"), steps)
+    result = {}
+    for mode in ("eager", "compiled"):
+        settings["train"]["compile"] = mode == "compiled"
+        if mode == "compiled" and not compiled:
+            result[mode] = None  # skipped (--quick or --no-compile): compiling takes minutes
+            continue
+        run = transformer_run(settings, seed)
+        theta0 = initial(run, seed)
+        result["sizes"] = {
+            **_sizes(run),
+            **settings["model"],
+            "vocab_size": settings["data"]["vocab_size"],
+            "seq_len": settings["data"]["seq_len"],
+            "chunk_size": run.model.chunk_size,
+            "params": theta0.numel(),
+        }
+        result[mode] = {
+            **bench_epoch_ratio(run, theta0, repeats),
+            "operations": bench_step_operations(run, theta0, repeats),
+        }
+    result["epoch_ratio"] = result["eager"]["epoch_ratio"]
+    result["goal_epoch_ratio"] = GOALS["transformer_epoch_ratio"]
+    return result
+
+
+def _sizes(run: Run) -> dict:
+    count = lambda batch: next(iter(batch.values())).shape[0]  # noqa: E731
+    return {
+        "n_train": count(run.train),
+        "n_desired": count(run.desired),
+        "n_test": count(run.test),
+    }
+
+
+# -- 2. projection ------------------------------------------------------------------------------
+def policy_after_step(rows: int, n: int, seed: int) -> Tensor:
+    """A realistic input of the projection: a policy on the simplex plus a gradient step.
+
+    Row t of the previous policy has a growing fraction of exact zeros (0 → 90 % along t), as
+    optimised policies have; the step moves every entry by about half a typical weight (1/N).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    policy = torch.rand(rows, n, generator=generator).clamp_min_(1e-12).log_().neg_()
+    zero_fraction = torch.linspace(0.0, 0.9, rows).unsqueeze(1)
+    policy[torch.rand(rows, n, generator=generator) < zero_fraction] = 0
+    policy /= policy.sum(dim=1, keepdim=True)
+    return policy + torch.randn(rows, n, generator=generator) * (0.5 / n)
+
+
+def bench_projection(rows: int, n: int, seed: int, repeats: int) -> dict:
+    v = policy_after_step(rows, n, seed)
+    project_to_simplex(v[: max(1, rows // 10)])  # warm-up
+    times = [seconds(lambda: project_to_simplex(v)) for _ in range(repeats)]
+    projected = project_to_simplex(v)
+    sample = v[:: max(1, rows // 50)]
+    reference = sort_projection(sample.double())
+    return {
+        "shape": [rows, n],
+        "seconds": statistics.median(times),
+        "sort_based_seconds": seconds(lambda: sort_projection(v)),
+        "max_abs_difference_to_sort_float64": float(
+            (project_to_simplex(sample).double() - reference).abs().max()
+        ),
+        "support_fraction": float(torch.count_nonzero(projected) / projected.numel()),
+        "goal_seconds": GOALS["projection_seconds"],
+        "repeats": repeats,
+    }
+
+
+# -- 3. memory ----------------------------------------------------------------------------------
+def _rss_mb(field: str) -> float:
+    """VmRSS or VmHWM (peak) of this process from /proc, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _memory_probe(settings: dict, seed: int, checkpoint_every: int, threads: int) -> dict:
+    """Peak RSS growth of one adjoint pass (run in a fresh process, so peaks do not mix)."""
+    torch.set_num_threads(threads)
+    run = transformer_run(settings, seed)
+    theta0 = initial(run, seed)
+    policy = conventional_policy(run)
+    weights = policy[0]
+    run.model.weighted_grad_vjp(theta0, run.train, weights, theta0)  # libraries' one-off set-up
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    baseline = _rss_mb("VmRSS")
+    start = time.perf_counter()
+    policy_gradient(
+        run.model, theta0, run.train, run.desired, policy, run.eta, checkpoint_every, test=run.test
+    )
+    return {
+        "checkpoint_every": checkpoint_every,
+        "peak_growth_mb": _rss_mb("VmHWM") - baseline,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def bench_memory(config: dict, seed: int, steps: int, n_train: int) -> dict:
+    """The Transformer at laptop size on few examples (activations small beside T·|θ|)."""
+    settings = with_steps(run_settings(config, "transformer"), steps)
+    settings["data"].update(n_train=n_train, n_desired=n_train // 2, n_test=n_train // 2)
+    params = transformer_run(settings, seed).model.num_params
+    mb = params * 4 / 2**20  # one float32 θ
+    k = sqrt_checkpointing(steps)
+    probes = {}
+    for name, every in (("every_step", 1), ("sqrt_checkpointing", k)):
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            probes[name] = pool.submit(
+                _memory_probe, settings, seed, every, torch.get_num_threads()
+            ).result()
+    return {
+        "steps": steps,
+        "n_train": n_train,
+        "params": params,
+        "theta_mb": mb,
+        "theta_times_T_mb": mb * steps,
+        "theta_times_sqrt_T_mb": mb * math.sqrt(steps),
+        **probes,
+        "peak_ratio": probes["every_step"]["peak_growth_mb"]
+        / probes["sqrt_checkpointing"]["peak_growth_mb"],
+    }
+
+
+# -- 4. the full Perceptron optimisation -------------------------------------------------------
+def bench_full_optimisation(run: Run, theta0: Tensor, seed: int, epochs_run: int) -> dict:
+    """Wall time of `optimize_policy` (the real loop, policies saved) over E epochs.
+
+    Runs `epochs_run` epochs and extrapolates to E, or runs all E if epochs_run ≥ E.
+    """
+    total = run.settings["policy"]["epochs"]
+    epochs = min(epochs_run, total) if epochs_run > 0 else total
+    settings = {**run.settings, "policy": {**run.settings["policy"], "epochs": epochs}}
+    short = Run(settings, run.model, run.train, run.desired, run.test, run.device, run.dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        paths = {
+            e: out / f"epoch{e:04d}.pt"
+            for e in saved_epochs(epochs, settings["policy"]["save_every"])
+        }
+        elapsed = seconds(
+            lambda: optimize_policy(
+                short, theta0, paths, out / "history.parquet", out / "resume", seed
+            )
+        )
+    return {
+        "epochs": total,
+        "epochs_run": epochs,
+        "seconds": elapsed * total / epochs,
+        "measured": "full run" if epochs == total else f"extrapolated from {epochs} epochs",
+        "goal_seconds": GOALS["perceptron_full_seconds"],
+    }
+
+
+# -- report -------------------------------------------------------------------------------------
+def markdown(results: dict) -> str:
+    """The figures against their goals, as a Markdown table."""
+    rows = []
+
+    def add(what: str, value: float, unit: str, goal: float) -> None:
+        met = "yes" if value <= goal else "no"
+        rows.append(f"| {what} | {value:.3g}{unit} | ≤ {goal:g}{unit} | {met} |")
+
+    if "perceptron" in results:
+        p = results["perceptron"]
+        add("Perceptron: epoch / conventional run", p["epoch_ratio"], "", p["goal_epoch_ratio"])
+        full = p["full"]
+        add(
+            f"Perceptron: {full['epochs']} epochs ({full['measured']})",
+            full["seconds"],
+            " s",
+            full["goal_seconds"],
+        )
+    if "transformer" in results:
+        t = results["transformer"]
+        add("Transformer: epoch / conventional run", t["epoch_ratio"], "", t["goal_epoch_ratio"])
+        if t["compiled"]:
+            ratio = t["compiled"]["epoch_ratio"]
+            add(
+                "Transformer, `train.compile`: epoch / conventional run",
+                ratio,
+                "",
+                t["goal_epoch_ratio"],
+            )
+    if "projection" in results:
+        q = results["projection"]
+        add(
+            f"projection of {q['shape'][0]} × {q['shape'][1]}",
+            q["seconds"],
+            " s",
+            q["goal_seconds"],
+        )
+    lines = ["| quantity | measured | goal | met |", "| --- | --- | --- | --- |", *rows]
+    if "memory" in results:
+        m = results["memory"]
+        lines += [
+            "",
+            f"Adjoint peak memory, Transformer |θ| = {m['params']}, T = {m['steps']}: "
+            f"every θ_t stored {m['every_step']['peak_growth_mb']:.0f} MB "
+            f"(|θ|·T = {m['theta_times_T_mb']:.0f} MB), "
+            f"checkpoints every √T {m['sqrt_checkpointing']['peak_growth_mb']:.0f} MB "
+            f"(|θ|·√T = {m['theta_times_sqrt_T_mb']:.0f} MB).",
+        ]
+    info = results["machine"]
+    lines += [
+        "",
+        f"Machine: {info['processor']}, {info['cores_available']} cores available, "
+        f"{info['torch_threads']} torch threads, torch {info['torch']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke-preset sizes, seconds")
+    parser.add_argument(
+        "--only", choices=SECTIONS, help="one part (merged into an existing bench.json)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    parser.add_argument("--config", type=Path, default=ROOT / "config.yaml")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--repeats", type=int, default=0, help="timed repeats (0: 3, quick: 1)")
+    parser.add_argument(
+        "--perceptron-epochs", type=int, default=20, help="run, then extrapolate (0: all)"
+    )
+    parser.add_argument(
+        "--transformer-steps", type=int, default=20, help="T of the ratio (it does not depend on T)"
+    )
+    parser.add_argument("--memory-steps", type=int, default=400)
+    parser.add_argument("--no-compile", action="store_true", help="skip the compiled Transformer")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def run_bench(args: argparse.Namespace) -> dict:
+    """Measure the chosen sections and write bench.json and bench.md to `args.out`."""
+    quick = args.quick
+    repeats = args.repeats or (1 if quick else 3)
+    config = load_config(args.config, quick)
+    results: dict = {"machine": machine(), "quick": quick}
+    for section in [args.only] if args.only else SECTIONS:
+        log.info("bench: %s", section)
+        if section == "perceptron":
+            epochs = min(args.perceptron_epochs, 3) if quick else args.perceptron_epochs
+            results[section] = bench_perceptron(config, args.seed, repeats, epochs)
+        elif section == "transformer":
+            steps = min(args.transformer_steps, 4) if quick else args.transformer_steps
+            compiled = not (quick or args.no_compile)
+            results[section] = bench_transformer(config, args.seed, repeats, steps, compiled)
+        elif section == "projection":
+            rows, n = (200, 2048) if quick else (4000, 16384)
+            results[section] = bench_projection(rows, n, args.seed, repeats)
+        elif section == "memory":
+            steps = 16 if quick else args.memory_steps
+            results[section] = bench_memory(config, args.seed, steps, 8 if quick else 32)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "bench.json"
+    if args.only and path.exists():  # keep the other parts of an earlier full run
+        results = {**json.loads(path.read_text()), **results}
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "bench.md").write_text(markdown(results))
+    log.info("wrote %s\n%s", path, markdown(results))
+    return results
+
+
+def main(argv: list[str] | None = None, log_path: str | None = None) -> dict:
+    """The command line; set up as a pipeline job is (threads, deterministic algorithms, log)."""
+    args = parse_args(argv)
+    with job(log_path, args.threads or torch.get_num_threads()):
+        return run_bench(args)
+
+
+if __name__ == "__main__":
+    main()

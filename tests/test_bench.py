@@ -1,0 +1,72 @@
+"""`python -m pipeline.bench --quick`: every figure of bench.json, and `--only` keeps the others."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def bench(out, *args: str) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.bench",
+        "--quick",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
+    result = subprocess.run(
+        [*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "bench.json").read_text())
+
+
+def positive(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def test_quick_bench_writes_every_figure(tmp_path):
+    results = bench(tmp_path)
+    assert results["quick"] is True
+    machine = results["machine"]
+    assert machine["torch_threads"] == 1 and machine["cpu_count"] >= 1 and machine["torch"]
+
+    perceptron = results["perceptron"]
+    for key in ("conventional_run_seconds", "epoch_seconds", "projection_seconds"):
+        assert positive(perceptron[key]), key
+    ratio = perceptron["epoch_seconds"] / perceptron["conventional_run_seconds"]
+    assert math.isclose(perceptron["epoch_ratio"], ratio)
+    assert positive(perceptron["full"]["seconds"]) and "epochs" in perceptron["full"]["measured"]
+
+    transformer = results["transformer"]
+    assert transformer["compiled"] is None  # skipped by --quick: compiling takes minutes
+    eager = transformer["eager"]
+    assert transformer["epoch_ratio"] == eager["epoch_ratio"] and positive(eager["epoch_ratio"])
+    for key in ("forward_seconds", "grad_seconds", "vjp_seconds", "vjp_over_grad"):
+        assert positive(eager["operations"][key]), key
+
+    projection = results["projection"]
+    assert positive(projection["seconds"]) and positive(projection["sort_based_seconds"])
+    assert projection["max_abs_difference_to_sort_float64"] < 1e-6
+    assert 0 < projection["support_fraction"] < 1
+
+    memory = results["memory"]
+    for key in ("theta_times_T_mb", "theta_times_sqrt_T_mb"):
+        assert positive(memory[key]), key
+    assert memory["sqrt_checkpointing"]["checkpoint_every"] == 4  # √16
+    for name in ("every_step", "sqrt_checkpointing"):
+        assert memory[name]["peak_growth_mb"] >= 0 and positive(memory[name]["seconds"])
+
+    table = (tmp_path / "bench.md").read_text()
+    assert "Perceptron: epoch / conventional run" in table and "projection of 200 × 2048" in table
+
+    again = bench(tmp_path, "--only", "projection")  # one part again: the others are kept
+    assert again["perceptron"] == perceptron and again["memory"] == memory
+    assert again["projection"]["shape"] == [200, 2048]
