@@ -223,7 +223,27 @@ def bench_step_operations(run: Run, theta0: Tensor, repeats: int) -> dict:
             times[name].append(seconds(fn))
     result = {f"{name}_seconds": statistics.median(t[1:]) for name, t in times.items()}
     result["vjp_over_grad"] = result["vjp_seconds"] / result["grad_seconds"]
+    result["profile"] = {name: op_profile(operations[name]) for name in ("grad", "vjp")}
     return result
+
+
+def op_profile(fn: Callable[[], object], top: int = 6) -> list[dict]:
+    """Where one call of `fn` spends its time: the `top` ATen operators by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [
+        {
+            "op": e.key,
+            "calls": e.count,
+            "self_ms": e.self_cpu_time_total / 1e3,
+            "share": e.self_cpu_time_total / total,
+        }
+        for e in events[:top]
+    ]
 
 
 def bench_perceptron(config: dict, seed: int, repeats: int, epochs_run: int) -> dict:
@@ -434,6 +454,21 @@ def markdown(results: dict) -> str:
             q["goal_seconds"],
         )
     lines = ["| quantity | measured | goal | met |", "| --- | --- | --- | --- |", *rows]
+    if "transformer" in results:
+        ops = results["transformer"]["eager"]["operations"]
+        lines += [
+            "",
+            f"Transformer step operations (eager): training gradient {ops['grad_seconds']:.3f} s, "
+            f"its VJP {ops['vjp_seconds']:.3f} s ({ops['vjp_over_grad']:.2f}× the gradient). "
+            "Self CPU time by operator (torch.profiler):",
+            "",
+            "| operation | operator | calls | self time | share |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for name, profiled in ops.get("profile", {}).items():
+            for e in profiled:
+                ms, share = f"{e['self_ms']:.1f} ms", f"{e['share']:.0%}"
+                lines.append(f"| {name} | `{e['op']}` | {e['calls']} | {ms} | {share} |")
     if "memory" in results:
         m = results["memory"]
         lines += [

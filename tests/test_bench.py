@@ -51,6 +51,12 @@ def test_quick_bench_writes_every_figure(tmp_path):
     assert transformer["epoch_ratio"] == eager["epoch_ratio"] and positive(eager["epoch_ratio"])
     for key in ("forward_seconds", "grad_seconds", "vjp_seconds", "vjp_over_grad"):
         assert positive(eager["operations"][key]), key
+    for name in ("grad", "vjp"):  # the per-operator profile behind the ratio
+        profiled = eager["operations"]["profile"][name]
+        assert profiled and all(e["op"].startswith("aten::") for e in profiled)
+        shares = [e["share"] for e in profiled]
+        assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
+    assert "aten::mm" in {e["op"] for e in eager["operations"]["profile"]["vjp"]}
 
     projection = results["projection"]
     assert positive(projection["seconds"]) and positive(projection["sort_based_seconds"])
