@@ -51,7 +51,10 @@ from pipeline.training.descent import descent_step
 
 log = logging.getLogger("pipeline.bench")
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("perceptron", "transformer", "projection", "memory")
+SECTIONS = ("perceptron", "transformer", "projection", "memory", "paper_scale")
+#: Sustained float32 throughput assumed for the GPU estimate of the paper preset (an A100-class
+#: GPU: 19.5 TFLOP/s peak FP32, of which small-width matmuls and elementwise work reach ~40 %).
+GPU_ASSUMED_TFLOPS = 8.0
 GOALS = {
     "perceptron_epoch_ratio": 4.0,  # at most
     "transformer_epoch_ratio": 3.5,  # at most
@@ -385,6 +388,109 @@ def bench_memory(config: dict, seed: int, steps: int, n_train: int) -> dict:
     }
 
 
+# -- 5. the paper-scale Transformer: measured per chunk here, estimated per epoch on a GPU ------
+def _chunk_probe(settings: dict, seed: int, chunk: int, threads: int) -> dict:
+    """Time, FLOPs and peak RSS growth of one gradient and one VJP over `chunk` paper-size
+    sequences (a fresh process, so that the peak is this chunk's)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(threads)
+    settings = {**settings, "train": {**settings["train"], "chunk_size": chunk}}
+    settings["data"] = {**settings["data"], "n_train": chunk, "n_desired": 1, "n_test": 1}
+    run = transformer_run(settings, seed)
+    theta0 = initial(run, seed)
+    weights = torch.full((chunk,), 1.0 / chunk)
+    cotangent = 1e-2 * torch.randn(theta0.shape, generator=torch.Generator().manual_seed(1))
+    model, train = run.model, run.train
+    operations = {
+        "grad": lambda: model.weighted_grad(theta0, train, weights),
+        "vjp": lambda: model.weighted_grad_vjp(theta0, train, weights, cotangent),
+    }
+    result = {"params": theta0.numel(), "chunk": chunk}
+    for name, fn in operations.items():
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        Path("/proc/self/clear_refs").write_text("5")
+        baseline = _rss_mb("VmRSS")
+        result[f"{name}_seconds"] = seconds(fn)
+        result[f"{name}_peak_growth_mb"] = _rss_mb("VmHWM") - baseline
+        result[f"{name}_flops"] = counter.get_total_flops()
+    return result
+
+
+def bench_paper_scale(seed: int, chunk: int) -> dict:
+    """The paper preset's Transformer (SPEC §5): one chunk measured on this CPU, and from it the
+    FLOPs, time and memory of one policy epoch on a GPU, estimated (see `GPU_ASSUMED_TFLOPS`)."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    paper = yaml.safe_load((ROOT / "workflow" / "presets" / "paper.yaml").read_text())
+    for block, values in paper["transformer"].items():
+        if isinstance(values, dict):
+            config["transformer"][block].update(values)
+    settings = run_settings(config, "transformer")
+    # A fixed mmap threshold makes glibc return every large tensor to the OS when it is freed, so
+    # that the probe's peak RSS counts each operation's activations (not heap reused from the last).
+    environ = {**os.environ}
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    try:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+            measured = pool.submit(
+                _chunk_probe, settings, seed, chunk, torch.get_num_threads()
+            ).result()
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+    data, train = settings["data"], settings["train"]
+    steps, n_train, n_desired = train["steps"], data["n_train"], data["n_desired"]
+    per_example = {op: measured[f"{op}_flops"] / chunk for op in ("grad", "vjp")}
+    # Per step of an epoch: the forward pass's training gradient, its recomputation in the
+    # backward pass (checkpointing every √T steps), one VJP, the desired set's gradient.
+    k = sqrt_checkpointing(steps) if settings["policy"]["checkpoint_every"] == 0 else 1
+    recompute = 1.0 if k > 1 else 0.0
+    step_flops = per_example["grad"] * ((1 + recompute) * n_train + n_desired)
+    step_flops += per_example["vjp"] * n_train
+    epoch_flops = steps * step_flops
+    mb = measured["params"] * 4 / 2**20
+    gpu_chunk = train["chunk_size"] or n_train
+    activations = measured["vjp_peak_growth_mb"] / chunk * gpu_chunk  # linear in the chunk
+    stored_thetas = (math.ceil(steps / k) + 1 + (k + 1 if k > 1 else 0)) * mb
+    policy_mb = steps * n_train * 4 / 2**20
+    return {
+        "sizes": {
+            "params": measured["params"],
+            "n_train": n_train,
+            "n_desired": n_desired,
+            "steps": steps,
+            "vocab_size": data["vocab_size"],
+            "seq_len": data["seq_len"],
+            **settings["model"],
+        },
+        "measured_cpu": {
+            **measured,
+            "grad_gflops_per_second": measured["grad_flops"] / measured["grad_seconds"] / 1e9,
+            "vjp_gflops_per_second": measured["vjp_flops"] / measured["vjp_seconds"] / 1e9,
+            "cpu_epoch_hours": steps
+            * (
+                measured["grad_seconds"] * ((1 + recompute) * n_train + n_desired)
+                + measured["vjp_seconds"] * n_train
+            )
+            / chunk
+            / 3600,
+        },
+        "estimated_gpu": {
+            "assumed_sustained_tflops": GPU_ASSUMED_TFLOPS,
+            "step_tflop": step_flops / 1e12,
+            "epoch_pflop": epoch_flops / 1e15,
+            "epoch_hours": epoch_flops / (GPU_ASSUMED_TFLOPS * 1e12) / 3600,
+            "checkpoint_every": k,
+            "stored_thetas_gb": stored_thetas / 1024,
+            "policy_and_gradient_gb": 3 * policy_mb / 1024,  # γ, ∂J/∂γ, the projected step
+            "activations_gb_per_chunk": activations / 1024,
+            "chunk_size": gpu_chunk,
+            "every_theta_stored_gb": (steps + 1) * mb / 1024,
+        },
+    }
+
+
 # -- 4. the full Perceptron optimisation -------------------------------------------------------
 def bench_full_optimisation(run: Run, theta0: Tensor, seed: int, epochs_run: int) -> dict:
     """Wall time of `optimize_policy` (the real loop, policies saved) over E epochs.
@@ -479,6 +585,25 @@ def markdown(results: dict) -> str:
             f"checkpoints every √T {m['sqrt_checkpointing']['peak_growth_mb']:.0f} MB "
             f"(|θ|·√T = {m['theta_times_sqrt_T_mb']:.0f} MB).",
         ]
+    if "paper_scale" in results:
+        p = results["paper_scale"]
+        cpu, gpu, size = p["measured_cpu"], p["estimated_gpu"], p["sizes"]
+        lines += [
+            "",
+            f"Paper preset's Transformer (|θ| = {size['params']:,}, N = {size['n_train']}, "
+            f"T = {size['steps']}, V = {size['vocab_size']}, {size['seq_len']} tokens). "
+            f"Measured here on {cpu['chunk']} sequences: gradient {cpu['grad_seconds']:.2f} s "
+            f"({cpu['grad_flops'] / 1e9:.1f} GFLOP), VJP {cpu['vjp_seconds']:.2f} s "
+            f"({cpu['vjp_flops'] / 1e9:.1f} GFLOP, {cpu['vjp_peak_growth_mb']:.0f} MB peak); "
+            f"one policy epoch would take {cpu['cpu_epoch_hours']:.0f} h on this CPU. "
+            f"Estimated on a GPU sustaining {gpu['assumed_sustained_tflops']:g} TFLOP/s: "
+            f"{gpu['epoch_pflop']:.0f} PFLOP and {gpu['epoch_hours']:.1f} h per epoch; memory "
+            f"{gpu['stored_thetas_gb']:.1f} GB of θ checkpoints (k = {gpu['checkpoint_every']}; "
+            f"{gpu['every_theta_stored_gb']:.0f} GB if every θ_t were stored), "
+            f"{gpu['policy_and_gradient_gb']:.1f} GB for γ and ∂J/∂γ, "
+            f"{gpu['activations_gb_per_chunk']:.1f} GB of activations per chunk of "
+            f"{gpu['chunk_size']}.",
+        ]
     info = results["machine"]
     lines += [
         "",
@@ -507,6 +632,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--transformer-steps", type=int, default=20, help="T of the ratio (it does not depend on T)"
     )
     parser.add_argument("--memory-steps", type=int, default=400)
+    parser.add_argument(
+        "--paper-chunk", type=int, default=64, help="paper-size sequences measured per chunk"
+    )
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled Transformer")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -533,6 +661,8 @@ def run_bench(args: argparse.Namespace) -> dict:
         elif section == "memory":
             steps = 16 if quick else args.memory_steps
             results[section] = bench_memory(config, args.seed, steps, 8 if quick else 32)
+        elif section == "paper_scale":
+            results[section] = bench_paper_scale(args.seed, 4 if quick else args.paper_chunk)
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench.json"

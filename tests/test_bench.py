@@ -70,6 +70,16 @@ def test_quick_bench_writes_every_figure(tmp_path):
     for name in ("every_step", "sqrt_checkpointing"):
         assert memory[name]["peak_growth_mb"] >= 0 and positive(memory[name]["seconds"])
 
+    paper = results["paper_scale"]  # the paper preset's shape, measured on a 4-sequence chunk
+    assert paper["sizes"]["n_train"] == 16384 and paper["sizes"]["vocab_size"] == 5000
+    cpu = paper["measured_cpu"]
+    assert cpu["chunk"] == 4 and cpu["vjp_flops"] > 2 * cpu["grad_flops"] > 0
+    assert positive(cpu["grad_seconds"]) and positive(cpu["vjp_seconds"])
+    gpu = paper["estimated_gpu"]
+    assert gpu["checkpoint_every"] == 63  # √4000
+    assert gpu["every_theta_stored_gb"] > 10 * gpu["stored_thetas_gb"] > 0
+    assert positive(gpu["epoch_hours"]) and positive(gpu["activations_gb_per_chunk"])
+
     table = (tmp_path / "bench.md").read_text()
     assert "Perceptron: epoch / conventional run" in table and "projection of 200 × 2048" in table
 
