@@ -227,7 +227,36 @@ def bench_step_operations(run: Run, theta0: Tensor, repeats: int) -> dict:
     result = {f"{name}_seconds": statistics.median(t[1:]) for name, t in times.items()}
     result["vjp_over_grad"] = result["vjp_seconds"] / result["grad_seconds"]
     result["profile"] = {name: op_profile(operations[name]) for name in ("grad", "vjp")}
+    result.update(arithmetic_floor(run, operations))
     return result
+
+
+def arithmetic_floor(run: Run, operations: dict[str, Callable[[], object]]) -> dict:
+    """The epoch ratio that the FLOPs alone allow (FlopCounterMode: matrix products).
+
+    Per step an epoch runs the training gradient (N examples), its VJP (N), the desired set's
+    gradient (K) and the test set's loss (K); a conventional run, the training gradient. So the
+    ratio cannot fall below 1 + F_vjp/F_grad + K_dsr/N + (K_tst/N)·F_fwd/F_grad at equal speed.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = {}
+    for name, fn in operations.items():
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        flops[name] = counter.get_total_flops()
+    if not flops["grad"]:  # closed forms without matrix products the counter sees
+        return {}
+    size = lambda batch: next(iter(batch.values())).shape[0]  # noqa: E731
+    n, desired, test = size(run.train), size(run.desired), size(run.test)
+    return {
+        "flops": flops,
+        "vjp_over_grad_flops": flops["vjp"] / flops["grad"],
+        "epoch_ratio_flop_floor": 1
+        + flops["vjp"] / flops["grad"]
+        + desired / n
+        + test / n * flops["forward"] / flops["grad"],
+    }
 
 
 def op_profile(fn: Callable[[], object], top: int = 6) -> list[dict]:
@@ -565,7 +594,11 @@ def markdown(results: dict) -> str:
         lines += [
             "",
             f"Transformer step operations (eager): training gradient {ops['grad_seconds']:.3f} s, "
-            f"its VJP {ops['vjp_seconds']:.3f} s ({ops['vjp_over_grad']:.2f}× the gradient). "
+            f"its VJP {ops['vjp_seconds']:.3f} s ({ops['vjp_over_grad']:.2f}× the gradient in "
+            f"time, {ops.get('vjp_over_grad_flops', math.nan):.2f}× in FLOPs). By FLOPs alone an "
+            "epoch costs at least "
+            f"{ops.get('epoch_ratio_flop_floor', math.nan):.2f} conventional runs (training "
+            "gradient + its VJP + the desired set's gradient + the test loss, per step). "
             "Self CPU time by operator (torch.profiler):",
             "",
             "| operation | operator | calls | self time | share |",

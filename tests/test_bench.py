@@ -57,6 +57,9 @@ def test_quick_bench_writes_every_figure(tmp_path):
         shares = [e["share"] for e in profiled]
         assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-9
     assert "aten::mm" in {e["op"] for e in eager["operations"]["profile"]["vjp"]}
+    ops = eager["operations"]  # a VJP of the gradient costs about three gradients in FLOPs
+    assert 2.5 < ops["vjp_over_grad_flops"] < 3.5
+    assert ops["epoch_ratio_flop_floor"] > 1 + ops["vjp_over_grad_flops"]
 
     projection = results["projection"]
     assert positive(projection["seconds"]) and positive(projection["sort_based_seconds"])

@@ -151,7 +151,9 @@ def plot_sim_cr(
         else run_title(settings),
         fontsize=10 if paper_style else None,
     )
-    ax.legend(loc="upper left" if fit.ok else "best", fontsize=8)
+    # A rising convex curve leaves the lower right empty, away from the asymptote's label.
+    asymptote = fit.ok and not fit.b_at_bound
+    ax.legend(loc="lower right" if asymptote else "best", fontsize=8)
     save_figure(fig, outputs)
 
 
