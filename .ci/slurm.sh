@@ -3,7 +3,8 @@
 # profiles/slurm, every rule a SLURM job. Run by tests/test_cluster.py; by hand:
 #   sudo .ci/slurm.sh [SNAKEMAKE]        (default: .venv/bin/snakemake of the repository)
 # Needs root and Debian's apt-get. Installs slurm-wlm and munge when missing, starts munged,
-# slurmctld and slurmd (no accounting: the plugin polls squeue), gives the node two fake GPUs so
+# slurmdbd on a local MariaDB (accounting, as on real clusters: the plugin's default sacct status
+# checks work), slurmctld and slurmd, gives the node two fake GPUs so
 # that the training rules' `gpu` requests are really scheduled, runs the workflow to Figures 2, 4
 # and 5 under `timeout`, checks the figures, the SLURM job ids and the GPU allocations, and stops
 # every daemon it started by its PID on exit. About 2.5 minutes on 2 cores. The traps it avoids
@@ -45,7 +46,7 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -9 "$pid" 2>/dev/null || true
 	done
-	for link in "$CONF" /etc/slurm/gres.conf; do
+	for link in "$CONF" /etc/slurm/gres.conf /etc/slurm/slurmdbd.conf; do
 		if [[ -L $link && $(readlink "$link") == "$WORK"/* ]]; then rm -f "$link"; fi
 	done
 	if ((status != 0)); then
@@ -63,13 +64,15 @@ trap cleanup EXIT
 
 # 1. Packages (about 15 s; nothing to do when installed). Debian's policy-rc.d keeps apt from
 # starting the daemons: this script starts its own.
+PACKAGES=(slurm-wlm munge slurmdbd mariadb-server)
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null ||
-	! command -v sbatch >/dev/null || ! command -v munged >/dev/null; then
-	say "installing slurm-wlm and munge"
+	! command -v sbatch >/dev/null || ! command -v munged >/dev/null ||
+	! command -v slurmdbd >/dev/null || ! command -v mariadbd >/dev/null; then
+	say "installing ${PACKAGES[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	timeout 300 apt-get update -qq || fail "apt-get update failed or took over 300 s"
-	timeout 300 apt-get install -y -qq --no-install-recommends slurm-wlm munge >"$WORK/apt.log" ||
-		fail "apt-get install slurm-wlm munge failed or took over 300 s (see $WORK/apt.log)"
+	timeout 300 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >"$WORK/apt.log" ||
+		fail "apt-get install ${PACKAGES[*]} failed or took over 300 s (see $WORK/apt.log)"
 fi
 
 # 2. munged, as user munge, unless one already answers on the default socket.
@@ -102,8 +105,9 @@ SelectTypeParameters=CR_Core_Memory
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+JobAcctGatherType=jobacct_gather/linux
 MpiDefault=none
 ReturnToService=2
 MinJobAge=300
@@ -126,6 +130,50 @@ ln -s "$WORK/slurm.conf" "$CONF"
 [[ ! -e /etc/slurm/gres.conf || -L /etc/slurm/gres.conf ]] || fail "/etc/slurm/gres.conf exists"
 ln -sf "$WORK/gres.conf" /etc/slurm/gres.conf
 
+# 3b. Accounting: MariaDB on 127.0.0.1 (data and socket in the scratch directory, owned by
+# mysql; no grant tables, nothing but slurmdbd uses it), then slurmdbd, whose config must lie
+# beside slurm.conf (it has no -f flag) with mode 600.
+chmod 755 "$WORK"
+install -d -o mysql -g mysql "$WORK/mysql" "$WORK/mysql-run"
+SOCKET=$WORK/mysql-run/mysqld.sock
+mariadb-install-db --user=mysql --datadir="$WORK/mysql" --skip-test-db >"$WORK/mariadb-install.log" 2>&1 ||
+	fail "mariadb-install-db failed (see $WORK/mariadb-install.log)"
+DB_PORT=3306
+mariadbd --user=mysql --datadir="$WORK/mysql" --socket="$SOCKET" \
+	--pid-file="$WORK/mysql-run/mysqld.pid" --bind-address=127.0.0.1 --port=$DB_PORT \
+	--skip-grant-tables --innodb-buffer-pool-size=64M >"$WORK/mariadb.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+	mariadb-admin --socket="$SOCKET" ping >/dev/null 2>&1 && break
+	sleep 0.2
+done
+mariadb-admin --socket="$SOCKET" ping >/dev/null 2>&1 ||
+	fail "MariaDB did not answer in 20 s (see $WORK/mariadb.log)"
+cat >"$WORK/slurmdbd.conf" <<EOF
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=root
+StorageLoc=slurm_acct_db
+PidFile=$WORK/slurmdbd.pid
+LogFile=$WORK/slurmdbd.log
+EOF
+chmod 600 "$WORK/slurmdbd.conf"
+[[ ! -e /etc/slurm/slurmdbd.conf || -L /etc/slurm/slurmdbd.conf ]] || fail "/etc/slurm/slurmdbd.conf exists"
+ln -sf "$WORK/slurmdbd.conf" /etc/slurm/slurmdbd.conf
+say "starting slurmdbd on MariaDB"
+slurmdbd -D >"$WORK/slurmdbd.out" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+	sacctmgr -n list cluster >/dev/null 2>&1 && break
+	sleep 0.2
+done
+sacctmgr -n list cluster >/dev/null 2>&1 || fail "slurmdbd did not answer in 20 s (see $WORK/slurmdbd.log)"
+
 say "starting slurmctld and slurmd"
 slurmctld -D -i >"$WORK/slurmctld.out" 2>&1 &
 PIDS+=($!)
@@ -141,8 +189,8 @@ sinfo
 # 4. The smoke preset through profiles/slurm to the figures of the core pipeline (Figures 2, 4
 # and 5: every stage, data to policy optimisation to evaluation to plots, 13 SLURM jobs; the
 # local smoke test covers the other rules), with the shared TinyStories copy. The overrides are what a
-# toy cluster needs: squeue for status (no accounting), a quick first status check, no retries;
-# and GPUs requested by the training rules.
+# toy cluster needs: a quick first status check (by the plugin's default, sacct, through
+# slurmdbd), no retries; and GPUs requested by the training rules.
 mkdir -p "$WORK/run"
 cat >"$WORK/ci.yaml" <<EOF
 transformer: {data: {local_files: ["$STORIES"]}, resources: {gpus: 1}}
@@ -155,7 +203,7 @@ FIGURES=(figure2 figure4a figure4b figure5a figure5b)
 timeout -k 30 "${SLURM_CI_TIMEOUT:-420}" "$SNAKEMAKE" "${FIGURES[@]}" -s "$ROOT/Snakefile" \
 	--directory "$WORK/run" --profile "$ROOT/profiles/slurm" \
 	--configfile "$ROOT/workflow/presets/smoke.yaml" "$WORK/ci.yaml" \
-	--slurm-status-command squeue --slurm-init-seconds-before-status-checks "$INIT_SECONDS" \
+	--slurm-init-seconds-before-status-checks "$INIT_SECONDS" \
 	--slurm-logdir "$WORK/slurm-logs" --jobs 4 --retries 0 --latency-wait 5 \
 	>"$WORK/snakemake.log" 2>&1 || {
 	grep -A 25 -E "^Error in rule|Exception|Error:" "$WORK/snakemake.log" | head -n 120 || true
@@ -191,4 +239,7 @@ for id in "${JOBIDS[@]}"; do
 	fi
 done
 ((GPU_JOBS > 0)) || fail "no training job among the SLURM jobs"
-say "OK: ${#JOBIDS[@]} SLURM jobs ($GPU_JOBS with a GPU), figures: ${FIGURES[*]}"
+IDS=$(IFS=,; echo "${JOBIDS[*]}")
+ACCOUNTED=$(sacct -n -X -P -o JobID,State -j "$IDS" | grep -c '|COMPLETED$' || true)
+((ACCOUNTED == ${#JOBIDS[@]})) || fail "slurmdbd accounted $ACCOUNTED of ${#JOBIDS[@]} jobs as COMPLETED"
+say "OK: ${#JOBIDS[@]} SLURM jobs ($GPU_JOBS with a GPU), all COMPLETED in sacct; figures: ${FIGURES[*]}"
