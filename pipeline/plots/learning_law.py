@@ -124,13 +124,14 @@ def plot_sim_cr(
         )
         if not fit.b_at_bound:
             ax.axvline(fit.b, color="0.4", ls="--", lw=1)
-            ax.annotate(
+            ax.annotate(  # along the asymptote, on its empty right-hand side
                 f"CR → b = {fit.b:.4g}: SIM → +∞",
                 xy=(fit.b, sim.max() + 0.9 * max(np.ptp(sim), 1e-6)),
-                xytext=(-8, 0),
+                xytext=(3, 0),
                 textcoords="offset points",
-                ha="right",
-                va="center",
+                rotation=90,
+                ha="left",
+                va="top",
                 fontsize=9,
             )
         low, high = sim.min(), sim.max()
@@ -151,9 +152,7 @@ def plot_sim_cr(
         else run_title(settings),
         fontsize=10 if paper_style else None,
     )
-    # A rising convex curve leaves the lower right empty, away from the asymptote's label.
-    asymptote = fit.ok and not fit.b_at_bound
-    ax.legend(loc="lower right" if asymptote else "best", fontsize=8)
+    ax.legend(loc="upper left" if fit.ok else "best", fontsize=8)
     save_figure(fig, outputs)
 
 
