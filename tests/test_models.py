@@ -46,18 +46,21 @@ def explicit_gradients(model, batch, theta):
     return torch.stack(rows)
 
 
-def test_perceptron_closed_forms_equal_the_generic_engine():
-    model, batch, theta, weights, vector = perceptron_case()
-    generic = Perceptron(model.dim, closed_form=False)
+def assert_engine_operations_equal(first, second, theta, batch, weights, vector, atol):
+    """weighted_grad, weighted_grad_vjp and contributions of two models agree to `atol`."""
     for name, args in [
         ("weighted_grad", (theta, batch, weights)),
         ("weighted_grad_vjp", (theta, batch, weights, vector)),
         ("contributions", (theta, batch, vector)),
     ]:
-        for fast, slow in zip(
-            getattr(model, name)(*args), getattr(generic, name)(*args), strict=True
-        ):
-            torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+        for a, b in zip(getattr(first, name)(*args), getattr(second, name)(*args), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=atol)
+
+
+def test_perceptron_closed_forms_equal_the_generic_engine():
+    model, batch, theta, weights, vector = perceptron_case()
+    generic = Perceptron(model.dim, closed_form=False)
+    assert_engine_operations_equal(model, generic, theta, batch, weights, vector, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", [perceptron_case, transformer_case])
@@ -138,12 +141,4 @@ def test_automatic_chunks_fit_the_cache_on_cpu_only():
 def test_compiled_transformer_equals_eager():
     model, batch, theta, weights, vector = transformer_case(chunk_size=4)
     compiled = Transformer(model.shape, chunk_size=4, compile=True)
-    for name, args in [
-        ("weighted_grad", (theta, batch, weights)),
-        ("weighted_grad_vjp", (theta, batch, weights, vector)),
-        ("contributions", (theta, batch, vector)),
-    ]:
-        for fast, eager in zip(
-            getattr(compiled, name)(*args), getattr(model, name)(*args), strict=True
-        ):
-            torch.testing.assert_close(fast, eager, rtol=1e-12, atol=1e-14)
+    assert_engine_operations_equal(compiled, model, theta, batch, weights, vector, atol=1e-14)
