@@ -12,17 +12,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.runtime import job, resolve_device, resolve_dtype
+from pipeline.runtime import job, resolve_device, resolve_dtype, rule_log
 
 if TYPE_CHECKING:  # torch is imported by the training jobs only: figure jobs start faster
     from pipeline.experiment import Run
     from pipeline.training.descent import TrainingDiverged
 
 log = logging.getLogger("pipeline.jobs")
-
-
-def _log_path(smk) -> str | None:
-    return smk.log[0] if len(smk.log) else None
 
 
 def _load_run(smk) -> Run:
@@ -58,7 +54,7 @@ def _diverged(err: TrainingDiverged, settings: dict) -> RuntimeError:
 def perceptron_data(smk) -> None:
     from pipeline.data.perceptron import SPLITS, make_perceptron_data, write_split
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         frames = make_perceptron_data(smk.params.settings, smk.params.seed)
         for split in SPLITS:
             write_split(frames[split], getattr(smk.output, split))
@@ -75,7 +71,7 @@ def optimize_policy(smk) -> None:
     from pipeline.policy.optimize import optimize_policy as optimize
     from pipeline.training.descent import TrainingDiverged
 
-    with job(_log_path(smk), smk.threads):
+    with job(rule_log(smk), smk.threads):
         run = _load_run(smk)
         theta0 = initial_parameters(run, smk.params.seed)
         out_dir = Path(smk.output.policies)
@@ -101,7 +97,7 @@ def evaluate_policy(smk) -> None:
     from pipeline.training.descent import TrainingDiverged
     from pipeline.training.evaluate import dump_steps, evaluate_policy, write_dumps
 
-    with job(_log_path(smk), smk.threads):
+    with job(rule_log(smk), smk.threads):
         run = _load_run(smk)
         theta0 = initial_parameters(run, smk.params.seed)
         policy = None
@@ -125,7 +121,7 @@ def evaluate_policy(smk) -> None:
 def summarize(smk) -> None:
     from pipeline.analysis.summary import summarize_run
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         settings = smk.params.settings
         steps_paths = dict(zip(smk.params.policies, smk.input.steps, strict=True))
         benchmarks = {
@@ -146,14 +142,14 @@ def summarize(smk) -> None:
 def figure_policy_optimization(smk) -> None:
     from pipeline.plots.training import plot_policy_optimization
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         plot_policy_optimization(smk.input.history, smk.params.settings, smk.output)
 
 
 def figure_loss_curves(smk) -> None:
     from pipeline.plots.training import plot_loss_curves
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         plot_loss_curves(
             smk.input.conventional,
             smk.input.near_optimal,
@@ -166,7 +162,7 @@ def figure_loss_curves(smk) -> None:
 def tinystories_data(smk) -> None:
     from pipeline.data.tinystories import build_tinystories
 
-    with job(_log_path(smk), smk.threads):
+    with job(rule_log(smk), smk.threads):
         stats = build_tinystories(
             smk.params.settings, Path(smk.output.train).parent, smk.params.seed
         )

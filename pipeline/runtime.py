@@ -51,6 +51,11 @@ def setup_logging(log_path: str | Path | None = None) -> None:
     root.setLevel(logging.INFO)
 
 
+def rule_log(smk) -> str | None:
+    """The log file of a rule's `snakemake` object, if the rule declares one."""
+    return smk.log[0] if len(smk.log) else None
+
+
 @contextmanager
 def job(log_path: str | Path | None = None, threads: int = 1) -> Iterator[None]:
     """Set up one pipeline job: logging; for jobs that already use torch, threads and

@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.runtime import job
+from pipeline.runtime import job, rule_log
 
 log = logging.getLogger("pipeline.learning_law")
-
-
-def _log_path(smk) -> str | None:
-    return smk.log[0] if len(smk.log) else None
 
 
 def _dumps(smk) -> dict[str, tuple[str, str]]:
@@ -33,7 +29,7 @@ def learning_law(smk) -> None:
     """SIM, the SIM–CR fit and Properties 4.1–4.3 of every policy of a run."""
     from pipeline.analysis.learning_law import analyse_run, write_tables
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         settings = smk.params.settings
         tables = analyse_run(
             _dumps(smk),
@@ -61,7 +57,7 @@ def perturbed_weight(smk) -> None:
         read_examples,
     )
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         train = pd.read_parquet(smk.input.train)
         if "perturbed" not in train.columns:
             raise ValueError(
@@ -96,7 +92,7 @@ def figure_sim_per_step(smk) -> None:
     """Figure 6: SIM_t against the test loss, one line per policy coloured by CR."""
     from pipeline.plots.learning_law import plot_sim_per_step
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         plot_sim_per_step(smk.input.per_step, smk.params.settings, smk.output)
 
 
@@ -104,7 +100,7 @@ def figure_sim_cr(smk) -> None:
     """Figures 7 and 3b: SIM against CR with the fit SIM = c·ln(a / (b − CR))."""
     from pipeline.plots.learning_law import plot_sim_cr
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         plot_sim_cr(
             smk.input.policies,
             smk.input.fit,
@@ -118,7 +114,7 @@ def figure_property41(smk) -> None:
     """Figure 8: the share of non-contributive examples with zero weight, against CR."""
     from pipeline.plots.learning_law import plot_property41
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         plot_property41(smk.input.policies, smk.params.settings, smk.output)
 
 
@@ -126,7 +122,7 @@ def figure_property42(smk) -> None:
     """Figure 9: CDF of the relative weight of perfectly learned examples."""
     from pipeline.plots.learning_law import plot_property42
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         plot_property42(
             smk.input.property42,
             smk.input.policies,
@@ -140,7 +136,7 @@ def figure_property43(smk) -> None:
     """Figure 10: heat map of γ_{t,n} of sampled contributive examples, near-optimal policy."""
     from pipeline.plots.learning_law import plot_property43
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         plot_property43(
             smk.input.property43,
             smk.params.settings,
@@ -154,5 +150,5 @@ def figure_perturbed_weight(smk) -> None:
     """Weight of perturbed vs clean examples over training, for policies along the optimisation."""
     from pipeline.plots.learning_law import plot_perturbed_weight
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         plot_perturbed_weight(smk.input.table, smk.params.settings, smk.output)

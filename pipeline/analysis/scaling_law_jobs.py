@@ -20,13 +20,9 @@ from pipeline.analysis.scaling_law import (
     table2,
 )
 from pipeline.analysis.tables import write_table
-from pipeline.runtime import job
+from pipeline.runtime import job, rule_log
 
 log = logging.getLogger("pipeline.scaling_law")
-
-
-def _log_path(smk) -> str | None:
-    return smk.log[0] if len(smk.log) else None
 
 
 def _compare(conventional_path: str, near_optimal_path: str, smk) -> Comparison:
@@ -57,7 +53,7 @@ def _compare(conventional_path: str, near_optimal_path: str, smk) -> Comparison:
 
 
 def table1_job(smk) -> None:
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         comparison = _compare(smk.input.conventional, smk.input.near_optimal, smk)
         numbers, shown = table1(comparison)
         header = (
@@ -73,7 +69,7 @@ def table1_job(smk) -> None:
 
 
 def table2_job(smk) -> None:
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         comparisons = [
             _compare(conv, opt, smk)
             for conv, opt in zip(smk.input.conventional, smk.input.near_optimal, strict=True)
@@ -93,7 +89,7 @@ def table2_job(smk) -> None:
 def figure11_job(smk) -> None:
     from pipeline.plots.scaling_law import plot_scaling_law
 
-    with job(_log_path(smk)):
+    with job(rule_log(smk)):
         comparison = _compare(smk.input.conventional, smk.input.near_optimal, smk)
         curves = [
             Curve.from_steps("conventional", pd.read_parquet(smk.input.conventional)),
