@@ -33,10 +33,18 @@ def conventional_weights(n: int, like: Tensor) -> Tensor:
     return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
 
 
+def divergence_limit(initial_loss: float) -> float:
+    """The weighted training loss above which training counts as diverged (−∞ if θ_0's is not
+    finite, so that every step fails)."""
+    if not math.isfinite(initial_loss):
+        return -math.inf
+    return DIVERGENCE_FACTOR * max(initial_loss, 1e-12)
+
+
 def check_finite_step(step: int, weighted_loss: Tensor, initial_loss: float) -> None:
     """Raise `TrainingDiverged` if the weighted training loss at `step` is non-finite or huge."""
     value = float(weighted_loss)
-    if not math.isfinite(value) or value > DIVERGENCE_FACTOR * max(initial_loss, 1e-12):
+    if not math.isfinite(value) or value > divergence_limit(initial_loss):
         raise TrainingDiverged(step, value, initial_loss)
 
 
@@ -47,8 +55,7 @@ def check_finite_steps(weighted_losses: Tensor) -> None:
     after the run rather than during it only lets the steps after a divergence run in vain.
     """
     initial = float(weighted_losses[0])
-    limit = DIVERGENCE_FACTOR * max(initial, 1e-12) if math.isfinite(initial) else -math.inf
-    bad = ~torch.isfinite(weighted_losses) | (weighted_losses > limit)
+    bad = ~torch.isfinite(weighted_losses) | (weighted_losses > divergence_limit(initial))
     if bool(bad.any()):
         step = int(bad.nonzero()[0])
         raise TrainingDiverged(step, float(weighted_losses[step]), initial)
