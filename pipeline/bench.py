@@ -327,18 +327,18 @@ def _sizes(run: Run) -> dict:
 
 
 # -- 2. projection ------------------------------------------------------------------------------
-def policy_after_step(rows: int, n: int, seed: int) -> Tensor:
+def policy_after_step(rows: int, n: int, seed: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """A realistic input of the projection: a policy on the simplex plus a gradient step.
 
     Row t of the previous policy has a growing fraction of exact zeros (0 → 90 % along t), as
     optimised policies have; the step moves every entry by about half a typical weight (1/N).
     """
     generator = torch.Generator().manual_seed(seed)
-    policy = torch.rand(rows, n, generator=generator).clamp_min_(1e-12).log_().neg_()
+    policy = torch.rand(rows, n, generator=generator, dtype=dtype).clamp_min_(1e-12).log_().neg_()
     zero_fraction = torch.linspace(0.0, 0.9, rows).unsqueeze(1)
     policy[torch.rand(rows, n, generator=generator) < zero_fraction] = 0
     policy /= policy.sum(dim=1, keepdim=True)
-    return policy + torch.randn(rows, n, generator=generator) * (0.5 / n)
+    return policy + torch.randn(rows, n, generator=generator, dtype=dtype) * (0.5 / n)
 
 
 def bench_projection(rows: int, n: int, seed: int, repeats: int) -> dict:
