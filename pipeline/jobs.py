@@ -67,6 +67,7 @@ def perceptron_data(smk) -> None:
 
 
 def optimize_policy(smk) -> None:
+    from pipeline.config import policy_name
     from pipeline.experiment import initial_parameters
     from pipeline.policy.optimize import optimize_policy as optimize
     from pipeline.training.descent import TrainingDiverged
@@ -76,7 +77,7 @@ def optimize_policy(smk) -> None:
         theta0 = initial_parameters(run, smk.params.seed)
         out_dir = Path(smk.output.policies)
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = {e: out_dir / f"epoch{e:04d}.pt" for e in smk.params.saved_epochs}
+        paths = {e: out_dir / f"{policy_name(e)}.pt" for e in smk.params.saved_epochs}
         try:
             optimize(
                 run,
