@@ -42,12 +42,23 @@ def _load_run(smk) -> Run:
 
 
 def _diverged(err: TrainingDiverged, settings: dict) -> RuntimeError:
-    key = f"{settings['kind']}.train.eta"
+    """The error a user sees: which setting to change, by where training diverged."""
+    from pipeline.policy.optimize import PolicyDiverged
+
+    kind = settings["kind"]
+    eta = f"`{kind}.train.eta` = {settings['train']['eta']:g}"
+    step_size = f"`{kind}.policy.step_size` = {settings['policy']['step_size']:g}"
+    if isinstance(err, PolicyDiverged) and err.epoch > 0:
+        return RuntimeError(
+            f"{err}. The conventional policy (epoch 0) trained without diverging, so the policy "
+            f"steps moved γ somewhere unstable: lower {step_size} (or use "
+            f"`{kind}.policy.schedule: linear`) in config.yaml or with --config. Policies saved "
+            "before this epoch are kept in the resume directory and used on the next run only "
+            "if the settings are unchanged."
+        )
     return RuntimeError(
-        f"{err}. The learning rate `{key}` = {settings['train']['eta']:g} is too large for "
-        f"this run (or `{settings['kind']}.policy.step_size` = "
-        f"{settings['policy']['step_size']:g} pushed the policy somewhere unstable): "
-        "lower it in config.yaml or with --config."
+        f"{err}. The learning rate {eta} is too large for this run (or {step_size} pushed the "
+        "policy somewhere unstable): lower it in config.yaml or with --config."
     )
 
 
