@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from pipeline.runtime import job, resolve_device, resolve_dtype, rule_log
 
 if TYPE_CHECKING:  # torch is imported by the training jobs only: figure jobs start faster
+    import torch
+
     from pipeline.experiment import Run
     from pipeline.training.descent import TrainingDiverged
 
@@ -102,9 +104,25 @@ def optimize_policy(smk) -> None:
             raise _diverged(err, run.settings) from None
 
 
-def evaluate_policy(smk) -> None:
+def load_policy(policies: Path, name: str, device: torch.device) -> torch.Tensor:
+    """A saved policy γ (T × N) of `optimize_policy`; a damaged file says how to rebuild it."""
+    import pickle
+
     import torch
 
+    from pipeline.results import PipelineFileError, rebuild_hint
+
+    path = policies / f"{name}.pt"
+    try:
+        return torch.load(path, map_location=device)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise PipelineFileError(
+            f"{path} cannot be read as a saved policy ({type(err).__name__}: {err}); "
+            f"{rebuild_hint(policies)}."
+        ) from None
+
+
+def evaluate_policy(smk) -> None:
     from pipeline.experiment import initial_parameters
     from pipeline.training.descent import TrainingDiverged
     from pipeline.training.evaluate import dump_steps, evaluate_policy, write_dumps
@@ -114,8 +132,8 @@ def evaluate_policy(smk) -> None:
         theta0 = initial_parameters(run, smk.params.seed)
         policy = None
         if smk.params.policy != "conventional":
-            path = Path(smk.input.policies) / f"{smk.params.policy}.pt"
-            policy = torch.load(path, map_location=run.device).to(run.dtype)
+            policy = load_policy(Path(smk.input.policies), smk.params.policy, run.device)
+            policy = policy.to(run.dtype)
         evaluate = run.settings["evaluate"]
         dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
         try:

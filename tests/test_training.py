@@ -249,3 +249,16 @@ def test_divergence_during_policy_optimisation_names_the_epoch(
     assert message.startswith("policy epoch 0 of 4: training diverged at step 1"), message
     assert "`perceptron.train.eta` = 0.1 is too large" in message
 
+
+def test_damaged_policy_file_names_the_rebuild_command(perceptron_data, tmp_path):
+    from pipeline.results import PipelineFileError
+
+    config, paths = perceptron_data
+    policies = tmp_path / "results" / "perceptron" / "policies"
+    policies.mkdir(parents=True)
+    (policies / "epoch0002.pt").write_bytes(b"cut short")
+    with pytest.raises(PipelineFileError) as err:
+        evaluate_job(config, paths, tmp_path, policy="epoch0002", policies_dir=policies)
+    message = str(err.value)
+    assert "epoch0002.pt cannot be read as a saved policy" in message
+    assert "rule `optimize_policy`" in message and f"--forcerun {policies}`" in message
