@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from tests.conftest import SMOKE, snakemake
 
@@ -16,7 +17,16 @@ def test_smoke_dag_produces_every_figure_and_summary(smoke_run):
     summary = json.loads((smoke_run / "results" / "perceptron" / "summary.json").read_text())
     assert summary["T"] == 100 and summary["near_optimal_policy"] == "epoch0004"
     assert set(summary["policies"]) == {"conventional", "epoch0002", "epoch0004"}
-    assert summary["acceleration_ratio"] > 0
+    dumps = smoke_run / "results" / "perceptron" / "dumps"
+    ratios = {"acceleration_ratio": "test_loss", "acceleration_ratio_desired": "desired_loss"}
+    for key, column in ratios.items():
+        conv = pd.read_parquet(dumps / "conventional" / "steps.parquet")[column].tolist()
+        opt = pd.read_parquet(dumps / "epoch0004" / "steps.parquet")[column].tolist()
+        # AR = (first t with L^conv_t ≤ L^conv_T) / (first t with L^opt_t ≤ L^conv_T)
+        t_conv = next(t for t, loss in enumerate(conv) if loss <= conv[-1])
+        t_opt = next((t for t, loss in enumerate(opt) if loss <= conv[-1]), None)
+        assert t_opt is not None and 0 < t_opt < t_conv  # the smoke policy is faster
+        assert summary[key] == pytest.approx(t_conv / t_opt, rel=1e-12)
     steps = pd.read_parquet(
         smoke_run / "results" / "perceptron" / "dumps" / "epoch0004" / "steps.parquet"
     )
@@ -74,3 +84,4 @@ def test_missing_story_file_fails_naming_the_setting(tmp_path):
     assert result.returncode != 0
     log = (tmp_path / "results" / "logs" / "data" / "tinystories.log").read_text()
     assert "transformer.data.local_files" in log
+
