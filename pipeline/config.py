@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +70,181 @@ def _describe(error: ValidationError, root: dict) -> list[str]:
     ]
 
 
+#: The most policies one run may save: each is evaluated by a training job of its own, and the
+#: DAG lists them all.
+MAX_SAVED_POLICIES = 1000
+
+_NULL_WORDS = {"null", "Null", "NULL", "~", ""}
+_BOOLEAN_WORDS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
+                  "FALSE": False}  # fmt: skip
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    while "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].split("/")[-1]]
+    return schema
+
+
+def _types(schema: dict) -> list[str]:
+    declared = schema.get("type", [])
+    return [declared] if isinstance(declared, str) else list(declared)
+
+
+def _parse_scalar(value: object, types: list[str]) -> tuple[object, str | None]:
+    """`value` as the first of the schema's `types` it parses as, or (value, what it is not).
+
+    Strings come from `--config` (Snakemake hands nested values over as strings) and from YAML
+    1.1, which reads `5e-6` (no dot) as a string; integral floats (`--config seed=1e3`) become
+    integers where the schema wants one.
+    """
+    if isinstance(value, float) and "integer" in types and value.is_integer():
+        return int(value), None
+    if not isinstance(value, str) or "string" in types:
+        return value, None
+    text = value.strip()
+    if "null" in types and text in _NULL_WORDS:
+        return None, None
+    if "boolean" in types:
+        if text in _BOOLEAN_WORDS:
+            return _BOOLEAN_WORDS[text], None
+        return value, "true or false"
+    if "integer" in types or "number" in types:
+        try:
+            number = float(text)
+        except ValueError:  # YAML spellings such as .inf and .nan
+            parsed = yaml.safe_load(text) if text else None
+            number = parsed if isinstance(parsed, float) else None
+        if number is not None and "integer" in types and number.is_integer():
+            return int(number), None
+        if number is not None and "number" in types:
+            return number, None
+        if "number" in types:
+            return value, "a number (write e.g. 0.2, 5.0e-6 or 1.0e+6)"
+        return value, "a whole number (write e.g. 100)"
+    return value, None
+
+
+def coerce_to_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> list[str]:
+    """Convert, in place, values given as strings to the type the schema declares for them.
+
+    Returns one message per value that does not parse as that type; keys the schema does not
+    know are left to the validation, which names them.
+    """
+    root = load_schema(schema_path)
+    problems: list[str] = []
+
+    def visit(node: object, schema: dict, path: list[str]) -> object:
+        schema = _resolve(schema, root)
+        if isinstance(node, dict):
+            properties = schema.get("properties", {})
+            for key in node:
+                if key in properties:
+                    node[key] = visit(node[key], properties[key], [*path, str(key)])
+            return node
+        if isinstance(node, list):
+            items = schema.get("items", {})
+            for i, item in enumerate(node):
+                node[i] = visit(item, items, [*path, str(i)])
+            return node
+        value, expected = _parse_scalar(node, _types(schema))
+        if expected is not None:
+            problems.append(f"setting `{'.'.join(path)}` = {node!r} is not {expected}.")
+        return value
+
+    visit(config, root, [])
+    return problems
+
+
+def _non_finite(node: object, path: list[str]) -> list[str]:
+    """Messages for NaN and infinite numbers, which every bound of the schema lets through."""
+    if isinstance(node, dict):
+        return [m for key, value in node.items() for m in _non_finite(value, [*path, str(key)])]
+    if isinstance(node, list):
+        return [m for i, value in enumerate(node) for m in _non_finite(value, [*path, str(i)])]
+    if isinstance(node, float) and not math.isfinite(node):
+        return [f"setting `{'.'.join(path)}` = {node} is not a finite number; give a finite value."]
+    return []
+
+
+def saved_policy_count(epochs: int, save_every: int) -> int:
+    """How many policies `saved_epochs` returns, without listing them."""
+    return epochs // save_every + 1 + (1 if epochs % save_every else 0)
+
+
+def _least_save_every(epochs: int) -> int:
+    every = max(1, math.ceil(epochs / (MAX_SAVED_POLICIES - 1)))
+    while saved_policy_count(epochs, every) > MAX_SAVED_POLICIES:
+        every += 1
+    return every
+
+
+def _cross_setting_problems(config: dict) -> list[str]:
+    """Rules the schema cannot state: they relate two settings."""
+    problems = []
+    for kind in ("perceptron", "transformer"):
+        policy = config[kind]["policy"]
+        runs = [(f"{kind}.policy.epochs", policy["epochs"])]
+        if kind == "transformer":
+            runs += [
+                (f"transformer.scaling_sweep.{i}.policy_epochs", entry["policy_epochs"])
+                for i, entry in enumerate(config[kind].get("scaling_sweep", []))
+                if "policy_epochs" in entry
+            ]
+        every = policy["save_every"]
+        for key, epochs in runs:
+            count = saved_policy_count(epochs, every)
+            if count > MAX_SAVED_POLICIES:
+                problems.append(
+                    f"`{key}` = {epochs} with `{kind}.policy.save_every` = {every} saves {count} "
+                    f"policies, each evaluated by a job of its own; at most {MAX_SAVED_POLICIES}: "
+                    f"raise save_every to at least {_least_save_every(epochs)} "
+                    "or lower the epochs."
+                )
+    model = config["transformer"]["model"]
+    if model["n_embd"] % model["n_head"]:
+        divisors = [d for d in range(1, model["n_embd"] + 1) if model["n_embd"] % d == 0]
+        problems.append(
+            f"`transformer.model.n_head` = {model['n_head']} does not divide "
+            f"`transformer.model.n_embd` = {model['n_embd']} (each head gets n_embd / n_head "
+            f"dimensions); use one of {', '.join(map(str, divisors[:12]))}"
+            f"{', …' if len(divisors) > 12 else ''}."
+        )
+    return problems
+
+
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
-    """Raise `ConfigError` listing every invalid, missing or unknown setting by its full name."""
+    """Coerce string values to the schema's types (in place), then raise `ConfigError` listing
+    every invalid, missing or unknown setting by its full name."""
+    messages = coerce_to_schema(config, schema_path) + _non_finite(config, [])
+    flagged = {m.split("`")[1] for m in messages}  # settings already explained above
     schema = load_schema(schema_path)
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
-    messages = [line for error in errors for line in _describe(error, schema)]
+    errors = [e for e in errors if ".".join(str(p) for p in e.absolute_path) not in flagged]
+    messages += [line for error in errors for line in _describe(error, schema)]
+    if not messages:
+        messages = _cross_setting_problems(config)
     if messages:
-        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(messages))
+        raise ConfigError(
+            "invalid configuration:\n  - "
+            + "\n  - ".join(messages)
+            + "\nFix it in config.yaml, the preset (--configfile) or --config (nested values "
+            "as YAML: --config perceptron='{train: {eta: 0.05}}')."
+        )
+
+
+def policy_name(epoch: int) -> str:
+    """The name of the policy saved at a policy-optimisation epoch: epoch0025, epoch10000."""
+    return f"epoch{epoch:04d}"
 
 
 def saved_epochs(epochs: int, save_every: int) -> list[int]:
     """Policy-optimisation epochs whose policy is saved: 0, every `save_every`, and the last."""
+    count = saved_policy_count(epochs, save_every)
+    if count > MAX_SAVED_POLICIES:
+        raise ConfigError(
+            f"{epochs} policy epochs with save_every = {save_every} saves {count} policies; "
+            f"at most {MAX_SAVED_POLICIES}"
+        )
     return sorted(set(range(0, epochs + 1, save_every)) | {epochs})
 
 

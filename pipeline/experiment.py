@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from pipeline.data.perceptron import load_perceptron_split
 from pipeline.models.base import Batch, LossModel
 from pipeline.models.perceptron import Perceptron
 from pipeline.models.transformer import Transformer, TransformerShape
+from pipeline.results import read_pipeline_parquet
 
 PAD_ID = 0  # the padding id of the TinyStories vocabulary (pipeline/data/tokenizer.py)
 
@@ -53,7 +53,7 @@ class Run:
 
 def load_token_split(path: str | Path, seq_len: int, device: torch.device) -> Batch:
     """Token sequences right-padded with PAD_ID to seq_len: {tokens: (n, seq_len) long}."""
-    table = pq.read_table(path, columns=["tokens"])
+    table = read_pipeline_parquet(path, ["tokens"])
     tokens = torch.full((table.num_rows, seq_len), PAD_ID, dtype=torch.long)
     for i, row in enumerate(table.column("tokens").to_pylist()):
         tokens[i, : len(row)] = torch.as_tensor(np.asarray(row[:seq_len], dtype=np.int64))

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from pipeline.runtime import job, resolve_device, resolve_dtype, rule_log
 
 if TYPE_CHECKING:  # torch is imported by the training jobs only: figure jobs start faster
+    import torch
+
     from pipeline.experiment import Run
     from pipeline.training.descent import TrainingDiverged
 
@@ -42,12 +44,23 @@ def _load_run(smk) -> Run:
 
 
 def _diverged(err: TrainingDiverged, settings: dict) -> RuntimeError:
-    key = f"{settings['kind']}.train.eta"
+    """The error a user sees: which setting to change, by where training diverged."""
+    from pipeline.policy.optimize import PolicyDiverged
+
+    kind = settings["kind"]
+    eta = f"`{kind}.train.eta` = {settings['train']['eta']:g}"
+    step_size = f"`{kind}.policy.step_size` = {settings['policy']['step_size']:g}"
+    if isinstance(err, PolicyDiverged) and err.epoch > 0:
+        return RuntimeError(
+            f"{err}. The conventional policy (epoch 0) trained without diverging, so the policy "
+            f"steps moved γ somewhere unstable: lower {step_size} (or use "
+            f"`{kind}.policy.schedule: linear`) in config.yaml or with --config. Policies saved "
+            "before this epoch are kept in the resume directory and used on the next run only "
+            "if the settings are unchanged."
+        )
     return RuntimeError(
-        f"{err}. The learning rate `{key}` = {settings['train']['eta']:g} is too large for "
-        f"this run (or `{settings['kind']}.policy.step_size` = "
-        f"{settings['policy']['step_size']:g} pushed the policy somewhere unstable): "
-        "lower it in config.yaml or with --config."
+        f"{err}. The learning rate {eta} is too large for this run (or {step_size} pushed the "
+        "policy somewhere unstable): lower it in config.yaml or with --config."
     )
 
 
@@ -67,6 +80,7 @@ def perceptron_data(smk) -> None:
 
 
 def optimize_policy(smk) -> None:
+    from pipeline.config import policy_name
     from pipeline.experiment import initial_parameters
     from pipeline.policy.optimize import optimize_policy as optimize
     from pipeline.training.descent import TrainingDiverged
@@ -76,7 +90,7 @@ def optimize_policy(smk) -> None:
         theta0 = initial_parameters(run, smk.params.seed)
         out_dir = Path(smk.output.policies)
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = {e: out_dir / f"epoch{e:04d}.pt" for e in smk.params.saved_epochs}
+        paths = {e: out_dir / f"{policy_name(e)}.pt" for e in smk.params.saved_epochs}
         try:
             optimize(
                 run,
@@ -90,9 +104,25 @@ def optimize_policy(smk) -> None:
             raise _diverged(err, run.settings) from None
 
 
-def evaluate_policy(smk) -> None:
+def load_policy(policies: Path, name: str, device: torch.device) -> torch.Tensor:
+    """A saved policy γ (T × N) of `optimize_policy`; a damaged file says how to rebuild it."""
+    import pickle
+
     import torch
 
+    from pipeline.results import PipelineFileError, rebuild_hint
+
+    path = policies / f"{name}.pt"
+    try:
+        return torch.load(path, map_location=device)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise PipelineFileError(
+            f"{path} cannot be read as a saved policy ({type(err).__name__}: {err}); "
+            f"{rebuild_hint(policies)}."
+        ) from None
+
+
+def evaluate_policy(smk) -> None:
     from pipeline.experiment import initial_parameters
     from pipeline.training.descent import TrainingDiverged
     from pipeline.training.evaluate import dump_steps, evaluate_policy, write_dumps
@@ -102,8 +132,8 @@ def evaluate_policy(smk) -> None:
         theta0 = initial_parameters(run, smk.params.seed)
         policy = None
         if smk.params.policy != "conventional":
-            path = Path(smk.input.policies) / f"{smk.params.policy}.pt"
-            policy = torch.load(path, map_location=run.device).to(run.dtype)
+            policy = load_policy(Path(smk.input.policies), smk.params.policy, run.device)
+            policy = policy.to(run.dtype)
         evaluate = run.settings["evaluate"]
         dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
         try:

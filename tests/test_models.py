@@ -100,10 +100,53 @@ def test_transformer_loss_ignores_padding():
     torch.testing.assert_close(losses[1], alone[0])
 
 
-@pytest.mark.parametrize("case", [perceptron_case, transformer_case])
-def test_stretch_batched_desired_losses_equal_per_step_ones(case):
-    """mean_losses_and_grads / mean_losses over a stretch of θ_t = one call per θ_t."""
-    model, batch, theta, _, vector = case()
+def plain_autograd_reference(model, tokens, theta, weights):
+    """Σ_n w_n l_n(θ) and its gradient the textbook way: θ copied into the parameters of an
+    nn.Module, `F.cross_entropy` with `ignore_index` for the padding, `.backward()`."""
+    import copy
+
+    module = copy.deepcopy(model.module).double()
+    torch.nn.utils.vector_to_parameters(theta.detach().clone(), module.parameters())
+    logits = module(tokens[:, :-1])
+    targets = tokens[:, 1:]
+    per_token = torch.nn.functional.cross_entropy(
+        logits.transpose(1, 2), targets, ignore_index=model.shape.pad_id, reduction="none"
+    )
+    losses = per_token.sum(1) / (targets != model.shape.pad_id).sum(1)
+    (weights * losses).sum().backward()
+    grad = torch.nn.utils.parameters_to_vector(p.grad for p in module.parameters())
+    return losses.detach(), grad
+
+
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_transformer_losses_and_gradients_equal_plain_autograd(chunk_size):
+    """The flat-θ Transformer (functional_call, its own cross-entropy, chunks) against an
+    independent computation: per-example losses, the weighted gradient, and the mean loss and
+    gradient of the desired set, also over a stretch of θ_t."""
+    model, batch, theta, weights, vector = transformer_case(chunk_size=chunk_size)
+    expected_losses, expected_grad = plain_autograd_reference(
+        model, batch["tokens"], theta, weights
+    )
+    torch.testing.assert_close(model.losses(theta, batch), expected_losses, rtol=1e-12, atol=0)
+    grad, losses = model.weighted_grad(theta, batch, weights)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(losses, expected_losses, rtol=1e-12, atol=0)
+
+    thetas = torch.stack([theta + s * vector for s in (0.0, 0.5, -1.0)])
+    mean = torch.full_like(weights, 1 / len(weights))
+    stretch_losses, stretch_grads = model.mean_losses_and_grads(thetas, batch)
+    stretch_means = model.mean_losses(thetas, batch)
+    for i, th in enumerate(thetas):
+        losses_i, grad_i = plain_autograd_reference(model, batch["tokens"], th, mean)
+        torch.testing.assert_close(stretch_losses[i], losses_i.mean(), rtol=1e-12, atol=0)
+        torch.testing.assert_close(stretch_grads[i], grad_i, rtol=1e-10, atol=1e-14)
+        torch.testing.assert_close(stretch_means[i], losses_i.mean(), rtol=1e-12, atol=0)
+
+
+def test_stretch_batched_desired_losses_equal_per_step_ones():
+    """The Perceptron's closed-form mean_losses_and_grads / mean_losses over a stretch of θ_t
+    (one matrix product) = its per-θ_t closed forms."""
+    model, batch, theta, _, vector = perceptron_case()
     thetas = torch.stack([theta + s * vector for s in (0.0, 0.5, -1.0)])
     losses, grads = model.mean_losses_and_grads(thetas, batch)
     for i, th in enumerate(thetas):

@@ -207,6 +207,30 @@ def test_bad_local_files_name_the_setting(tmp_path):
         load_stories("local", [str(no_text)], "x/y", "train", 1)
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("empty.parquet", b""),
+        ("csv_named.parquet", b"text\nOnce upon a time\n"),
+        ("truncated.parquet", None),  # a real Parquet file cut in half
+        ("bad.jsonl", b'{"text": "a"}\n{"text": \n'),
+        ("latin1.txt", "Es war einmal ein M\u00e4dchen".encode("latin-1")),
+    ],
+)
+def test_unreadable_local_file_names_the_file_and_the_setting(tmp_path, name, content):
+    path = tmp_path / name
+    if content is None:
+        pq.write_table(pa.table({"text": [f"story {i}" for i in range(100)]}), path)
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)
+    for source in ("local", "auto"):
+        with pytest.raises(StoriesUnavailableError) as caught:
+            load_stories(source, [str(path)], "x/y", "train", 1)
+        message = str(caught.value)
+        assert str(path) in message and "transformer.data.local_files" in message, message
+        assert "cannot be read as" in message
+
+
 def _forbid_hub_download(monkeypatch):
     import datasets
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -109,3 +111,154 @@ def _data_dir(paths):
     from pathlib import Path
 
     return Path(paths["train"]).parent
+
+
+class Killed(BaseException):
+    """The process dies here (BaseException: no `except Exception` of the code may catch it)."""
+
+
+def test_interrupted_finish_restarts_from_every_point(perceptron_data, tmp_path, monkeypatch):
+    """Kill optimize_policy at every file-system operation of a run; each time re-run it as
+    Snakemake does (the incomplete outputs deleted first): the outputs equal an uninterrupted
+    run's, and a run killed while publishing its outputs does not redo the optimisation."""
+    import os
+    import shutil
+
+    config, paths = perceptron_data
+    settings = run_settings(config, "perceptron")
+    settings["policy"].update(epochs=4, save_every=2)
+    run = load_run(settings, _data_dir(paths), torch.device("cpu"), torch.float32)
+    theta0 = initial_parameters(run, 0)
+    epochs = saved_epochs(4, 2)
+
+    def outputs(name):
+        out = tmp_path / name / "policies"
+        out.mkdir(parents=True)
+        return {e: out / f"epoch{e:04d}.pt" for e in epochs}, tmp_path / name / "history.parquet"
+
+    reference_paths, reference_history = outputs("reference")
+    reference = optimize_policy(run, theta0, reference_paths, reference_history, tmp_path / "r", 0)
+
+    gradient_calls, operations, kill_at = [], [], [None]
+    real_gradient = optimize_module.policy_gradient
+
+    def counted_gradient(*args, **kwargs):
+        gradient_calls.append(1)
+        return real_gradient(*args, **kwargs)
+
+    def killable(name, real):
+        def operation(*args, **kwargs):
+            operations.append(name)
+            if len(operations) == kill_at[0]:
+                raise Killed(name)
+            return real(*args, **kwargs)
+
+        return operation
+
+    monkeypatch.setattr(optimize_module, "policy_gradient", counted_gradient)
+    for name in ("replace", "rename", "link", "unlink", "rmdir"):
+        monkeypatch.setattr(os, name, killable(name, getattr(os, name)))
+
+    kill_at[0] = 0  # count the operations of one uninterrupted run
+    optimize_policy(run, theta0, *outputs("count"), tmp_path / "count-resume", 0)
+    total = len(operations)
+    assert total >= 6
+
+    resumed_without_gradient = 0
+    for k in range(1, total + 1):
+        policy_paths, history_path = outputs(f"killed{k}")
+        resume_dir = tmp_path / f"killed{k}-resume"
+        operations.clear()
+        kill_at[0] = k
+        with pytest.raises(Killed):
+            optimize_policy(run, theta0, policy_paths, history_path, resume_dir, 0)
+        kill_at[0] = 0
+        state = resume_dir / "state.pt"
+        finishing = state.exists() and torch.load(state, weights_only=False)["epoch"] == 4
+        # Snakemake's re-run of an incomplete job: its outputs are deleted first
+        shutil.rmtree(policy_paths[0].parent)
+        history_path.unlink(missing_ok=True)
+        policy_paths[0].parent.mkdir()
+        gradient_calls.clear()
+        frame = optimize_policy(run, theta0, policy_paths, history_path, resume_dir, 0)
+        pd.testing.assert_frame_equal(
+            frame.drop(columns="seconds"), reference.drop(columns="seconds")
+        )
+        pd.testing.assert_frame_equal(pd.read_parquet(history_path), frame)
+        for epoch in epochs:
+            assert torch.equal(torch.load(policy_paths[epoch]), torch.load(reference_paths[epoch]))
+        assert not resume_dir.exists()
+        if finishing:
+            assert gradient_calls == []  # only the final publishing was redone
+            resumed_without_gradient += 1
+    assert resumed_without_gradient >= 5  # the finish was interrupted at several points
+
+
+def test_divergence_during_policy_optimisation_names_the_epoch(
+    perceptron_data, tmp_path, monkeypatch
+):
+    """Training under the policy of epoch 2 diverges (the Perceptron's bounded loss does not,
+    so the divergence check is handed a loss curve that explodes at step 7): the error names
+    the policy epoch and the step-size setting, not the learning rate that trained epoch 0."""
+    from pipeline.training.descent import check_finite_steps
+
+    config, paths = perceptron_data
+    real_gradient = optimize_module.policy_gradient
+    calls = []
+
+    def diverging_at_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            check_finite_steps(torch.tensor([0.7] * 7 + [math.inf] * 3))
+        return real_gradient(*args, **kwargs)
+
+    monkeypatch.setattr(optimize_module, "policy_gradient", diverging_at_epoch_2)
+    settings = run_settings(config, "perceptron")
+    settings["policy"].update(epochs=4, save_every=2)
+
+    def job():
+        return fake_snakemake(
+            config,
+            {"data": [paths["train"]]},
+            {"policies": str(tmp_path / "policies"), "history": str(tmp_path / "h.parquet")},
+            {
+                "settings": settings,
+                "saved_epochs": saved_epochs(4, 2),
+                "resume_dir": str(tmp_path / "resume"),
+                "seed": 0,
+            },
+        )
+
+    with pytest.raises(RuntimeError) as err:
+        jobs.optimize_policy(job())
+    message = str(err.value)
+    assert message.startswith("policy epoch 2 of 4: training diverged at step 7"), message
+    assert "`perceptron.policy.step_size` = 0.0001" in message
+    assert "perceptron.train.eta" not in message
+
+    # the conventional policy itself diverges: then the learning rate is to blame
+    monkeypatch.setattr(
+        optimize_module,
+        "policy_gradient",
+        lambda *args, **kwargs: check_finite_steps(torch.tensor([0.7, math.nan])),
+    )
+    settings["policy"]["step_size"] = 2e-4  # other settings: the saved state is not used
+    with pytest.raises(RuntimeError) as err:
+        jobs.optimize_policy(job())
+    message = str(err.value)
+    assert message.startswith("policy epoch 0 of 4: training diverged at step 1"), message
+    assert "`perceptron.train.eta` = 0.1 is too large" in message
+
+
+def test_damaged_policy_file_names_the_rebuild_command(perceptron_data, tmp_path):
+    from pipeline.results import PipelineFileError
+
+    config, paths = perceptron_data
+    policies = tmp_path / "results" / "perceptron" / "policies"
+    policies.mkdir(parents=True)
+    (policies / "epoch0002.pt").write_bytes(b"cut short")
+    with pytest.raises(PipelineFileError) as err:
+        evaluate_job(config, paths, tmp_path, policy="epoch0002", policies_dir=policies)
+    message = str(err.value)
+    assert "epoch0002.pt cannot be read as a saved policy" in message
+    assert "rule `optimize_policy`" in message and f"--forcerun {policies}`" in message

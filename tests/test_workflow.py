@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
-from tests.conftest import SMOKE, snakemake
+from tests.conftest import ROOT, SMOKE, snakemake
 
 
 def test_smoke_dag_produces_every_figure_and_summary(smoke_run):
@@ -16,7 +17,16 @@ def test_smoke_dag_produces_every_figure_and_summary(smoke_run):
     summary = json.loads((smoke_run / "results" / "perceptron" / "summary.json").read_text())
     assert summary["T"] == 100 and summary["near_optimal_policy"] == "epoch0004"
     assert set(summary["policies"]) == {"conventional", "epoch0002", "epoch0004"}
-    assert summary["acceleration_ratio"] > 0
+    dumps = smoke_run / "results" / "perceptron" / "dumps"
+    ratios = {"acceleration_ratio": "test_loss", "acceleration_ratio_desired": "desired_loss"}
+    for key, column in ratios.items():
+        conv = pd.read_parquet(dumps / "conventional" / "steps.parquet")[column].tolist()
+        opt = pd.read_parquet(dumps / "epoch0004" / "steps.parquet")[column].tolist()
+        # AR = (first t with L^conv_t ≤ L^conv_T) / (first t with L^opt_t ≤ L^conv_T)
+        t_conv = next(t for t, loss in enumerate(conv) if loss <= conv[-1])
+        t_opt = next((t for t, loss in enumerate(opt) if loss <= conv[-1]), None)
+        assert t_opt is not None and 0 < t_opt < t_conv  # the smoke policy is faster
+        assert summary[key] == pytest.approx(t_conv / t_opt, rel=1e-12)
     steps = pd.read_parquet(
         smoke_run / "results" / "perceptron" / "dumps" / "epoch0004" / "steps.parquet"
     )
@@ -74,3 +84,45 @@ def test_missing_story_file_fails_naming_the_setting(tmp_path):
     assert result.returncode != 0
     log = (tmp_path / "results" / "logs" / "data" / "tinystories.log").read_text()
     assert "transformer.data.local_files" in log
+
+
+def test_kill_9_leaves_jobs_and_a_lock_and_unlock_recovers(tmp_path):
+    """What README "When something goes wrong" says of `kill -9`: the killed Snakemake's jobs
+    keep running, the next run is refused by the lock, and once they are ended `--unlock` and a
+    plain re-run resume the policy optimisation from its last saved epoch."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overlay = tmp_path / "long.yaml"
+    overlay.write_text("perceptron:\n  policy: {epochs: 400, save_every: 20}\n")
+    target = ["results/perceptron/policy_history.parquet", "--configfile", SMOKE, str(overlay)]
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+               "--directory", str(tmp_path), "--cores", "2", *target]  # fmt: skip
+    run = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    state = tmp_path / "results" / "perceptron" / "resume" / "state.pt"
+    deadline = time.monotonic() + 300
+    while not state.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert state.exists(), "no policy epoch was saved"
+    os.kill(run.pid, signal.SIGKILL)  # Snakemake alone, as `kill -9 <pid>`
+    run.wait()
+    try:
+        os.killpg(run.pid, 0)  # its job, optimize_policy, is still running
+        refused = snakemake(tmp_path, *target, check=False)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)  # end the orphaned job
+    assert refused.returncode != 0
+    assert "--unlock" in refused.stdout + refused.stderr
+    assert "LockException" in refused.stdout + refused.stderr
+
+    snakemake(tmp_path, *target, "--unlock")
+    snakemake(tmp_path, *target)
+    log = (tmp_path / "results" / "logs" / "perceptron" / "optimize_policy.log").read_text()
+    assert "resuming policy optimisation at epoch" in log
+    history = pd.read_parquet(tmp_path / "results" / "perceptron" / "policy_history.parquet")
+    assert list(history["epoch"]) == list(range(401))

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from scipy.optimize import least_squares
 
 from pipeline.analysis.metrics import compression_ratio
+from pipeline.results import read_pipeline_parquet
 
 EXAMPLE_COLUMNS = ["step", "example", "weight", "loss", "contribution"]
 ROUND_OFF = 1e-12  # s_t below this times max_n |CT_{t,n}| is round-off of a zero spread
@@ -36,7 +36,7 @@ MIN_FIT_POLICIES = 4  # the fit has three parameters; four points leave one degr
 
 def read_examples(path: str | Path) -> pd.DataFrame:
     """One policy's examples.parquet, in float64, sorted by (step, example)."""
-    frame = pq.read_table(path, columns=EXAMPLE_COLUMNS).to_pandas()
+    frame = read_pipeline_parquet(path, EXAMPLE_COLUMNS).to_pandas()
     frame = frame.astype({"weight": "float64", "loss": "float64", "contribution": "float64"})
     return frame.sort_values(["step", "example"], ignore_index=True)
 
@@ -363,7 +363,7 @@ def analyse_run(
     near_optimal = list(dumps)[-1]
     property43 = pd.DataFrame()
     for policy, (steps_path, examples_path) in dumps.items():
-        steps = pd.read_parquet(steps_path)
+        steps = read_pipeline_parquet(steps_path, ["step", "test_loss"]).to_pandas()
         examples = read_examples(examples_path)
         cr = policy_compression_ratio(steps, total_steps, log_vocab)
         labels = {"policy": policy, "epoch": policy_epoch(policy), "cr": cr}

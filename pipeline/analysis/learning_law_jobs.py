@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.results import read_pipeline_parquet
 from pipeline.runtime import job, rule_log
 
 log = logging.getLogger("pipeline.learning_law")
@@ -58,7 +59,7 @@ def perturbed_weight(smk) -> None:
     )
 
     with job(rule_log(smk)):
-        train = pd.read_parquet(smk.input.train)
+        train = read_pipeline_parquet(smk.input.train).to_pandas()
         if "perturbed" not in train.columns:
             raise ValueError(
                 f"{smk.input.train} has no `perturbed` column: the perturbed-weight table is for "

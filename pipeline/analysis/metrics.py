@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -10,15 +12,42 @@ def compression_ratio(auc: float, steps: int, log_vocab: float) -> float:
     return steps * log_vocab / auc
 
 
-def acceleration_ratio(conventional: np.ndarray, optimized: np.ndarray) -> float:
-    """AR = T / min{t : L^opt(θ_t) ≤ L^conv(θ_T)} over test-loss curves indexed t = 0..T.
+def first_reached(curve: np.ndarray, level: float) -> int | None:
+    """min{t : curve_t ≤ level}, or None if the curve never gets there."""
+    reached = np.flatnonzero(np.asarray(curve) <= level)
+    return int(reached[0]) if reached.size else None
 
-    If the optimised curve never reaches the conventional final loss, the policy is slower and
-    the ratio is reported below 1 the other way round: min{t : L^conv(θ_t) ≤ L^opt(θ_T)} / T.
+
+def _speed_up(reference: np.ndarray, other: np.ndarray) -> float | None:
+    """Steps `reference` needs to first reach its own final loss over the steps `other` needs
+    to reach it; None if `other` never does. 0/0 (both there at t = 0) is 1, x/0 is ∞."""
+    other_steps = first_reached(other, reference[-1])
+    if other_steps is None:
+        return None
+    reference_steps = first_reached(reference, reference[-1])  # at most T: it ends there
+    if other_steps == 0:
+        return 1.0 if reference_steps == 0 else math.inf
+    return reference_steps / other_steps
+
+
+def acceleration_ratio(conventional: np.ndarray, optimized: np.ndarray) -> float:
+    """AR of the optimised test-loss curve over the conventional one (curves t = 0..T):
+
+        AR = min{t : L^conv_t ≤ L^conv_T} / min{t : L^opt_t ≤ L^conv_T}.
+
+    For a conventional curve still falling at its end the numerator is T, and this is the
+    paper's AR = T / min{t : L^opt_t ≤ L^conv_T}; the numerator counts the step where the
+    conventional curve first got to its final loss, so two identical curves give 1 (flat ones,
+    reached at t = 0 by both, included). If the optimised curve never reaches the conventional
+    final loss, the policy is slower and the ratio is the inverse the other way round, below 1:
+    AR = 1 / acceleration_ratio(optimized, conventional), which for an optimised curve still
+    falling at its end is min{t : L^conv_t ≤ L^opt_T} / T. A non-finite final loss gives NaN.
     """
-    steps = len(conventional) - 1
-    reached = np.flatnonzero(optimized <= conventional[-1])
-    if reached.size:
-        return steps / max(int(reached[0]), 1)
-    behind = np.flatnonzero(conventional <= optimized[-1])
-    return int(behind[0]) / steps
+    conventional, optimized = np.asarray(conventional), np.asarray(optimized)
+    if not (math.isfinite(conventional[-1]) and math.isfinite(optimized[-1])):
+        return math.nan
+    ratio = _speed_up(conventional, optimized)
+    if ratio is not None:
+        return ratio
+    inverse = _speed_up(optimized, conventional)  # never None: L^conv reaches L^opt_T > L^conv_T
+    return 1.0 / inverse if inverse else math.inf

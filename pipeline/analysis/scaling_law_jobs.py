@@ -20,15 +20,21 @@ from pipeline.analysis.scaling_law import (
     table2,
 )
 from pipeline.analysis.tables import write_table
+from pipeline.results import read_pipeline_parquet
 from pipeline.runtime import job, rule_log
 
 log = logging.getLogger("pipeline.scaling_law")
 
 
+def read_steps(path: str) -> pd.DataFrame:
+    """The test-loss curve of a steps.parquet dump."""
+    return read_pipeline_parquet(path, ["step", "test_loss"]).to_pandas()
+
+
 def _compare(conventional_path: str, near_optimal_path: str, smk) -> Comparison:
     search = SearchSettings.from_config(smk.config["scaling_law"])
     comparison = compare_policies(
-        pd.read_parquet(conventional_path), pd.read_parquet(near_optimal_path), search
+        read_steps(conventional_path), read_steps(near_optimal_path), search
     )
     if comparison.fitted:
         conv, opt = comparison.conventional, comparison.near_optimal
@@ -92,7 +98,7 @@ def figure11_job(smk) -> None:
     with job(rule_log(smk)):
         comparison = _compare(smk.input.conventional, smk.input.near_optimal, smk)
         curves = [
-            Curve.from_steps("conventional", pd.read_parquet(smk.input.conventional)),
-            Curve.from_steps("near-optimal", pd.read_parquet(smk.input.near_optimal)),
+            Curve.from_steps("conventional", read_steps(smk.input.conventional)),
+            Curve.from_steps("near-optimal", read_steps(smk.input.near_optimal)),
         ]
         plot_scaling_law(curves, comparison, smk.params.settings, smk.output)

@@ -8,6 +8,9 @@ import pandas as pd
 
 from pipeline import paper
 from pipeline.analysis.metrics import acceleration_ratio, compression_ratio
+from pipeline.results import read_pipeline_parquet
+
+STEPS_COLUMNS = ["step", "desired_loss", "test_loss"]
 
 
 def read_benchmark_seconds(path: str | Path) -> float:
@@ -24,7 +27,10 @@ def summarize_run(
 ) -> dict:
     """The summary of one run; `steps_paths` maps policy names (conventional first) to dumps."""
     steps = settings["train"]["steps"]
-    frames = {name: pd.read_parquet(path) for name, path in steps_paths.items()}
+    frames = {
+        name: read_pipeline_parquet(path, STEPS_COLUMNS).to_pandas()
+        for name, path in steps_paths.items()
+    }
     curves = {name: frame["test_loss"].to_numpy() for name, frame in frames.items()}
     policies = {}
     for name, frame in frames.items():
@@ -39,7 +45,7 @@ def summarize_run(
         }
     names = list(curves)
     near_optimal = names[-1]
-    history = pd.read_parquet(history_path)
+    history = read_pipeline_parquet(history_path, ["objective"]).to_pandas()
     paper_ar = paper.ACCELERATION_RATIO.get(settings["kind"])
     return {
         "run": settings["name"],

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import torch
 
 from pipeline.models.base import Batch
+from pipeline.results import read_pipeline_parquet
 
 SPLITS = ("train", "desired", "test")
 
@@ -54,7 +55,7 @@ def write_split(frame: pd.DataFrame, path: str | Path) -> None:
 
 def load_perceptron_split(path: str | Path, dtype: torch.dtype, device: torch.device) -> Batch:
     """A split as a batch {x: (n, D), y: (n,)}."""
-    table = pq.read_table(path)
+    table = read_pipeline_parquet(path, ["x", "y"])
     x = table.column("x").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
     y = table.column("y").to_numpy()
     return {

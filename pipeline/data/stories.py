@@ -33,6 +33,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 log = logging.getLogger("pipeline.data")
@@ -80,7 +81,10 @@ def read_jsonl_texts(path: Path) -> list[str]:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"line {number} is not JSON ({error})") from None
             if not isinstance(record, dict) or "text" not in record:
                 raise StoriesUnavailableError(
                     f"{path}:{number}: JSON line has no 'text' field; fix the file or remove "
@@ -108,14 +112,23 @@ _READERS = {".parquet": read_parquet_texts, ".jsonl": read_jsonl_texts, ".txt": 
 
 
 def read_local_texts(path: Path) -> list[str]:
-    """Raw texts of one local file, by its suffix."""
+    """Raw texts of one local file, by its suffix; a file that is not what its suffix says
+    (empty, truncated, another format, not UTF-8) is an error naming it and the setting."""
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise StoriesUnavailableError(
             f"{path}: unsupported story file type {path.suffix!r} in transformer.data.local_files;"
             f" use one of {', '.join(LOCAL_FORMATS)}."
         )
-    return reader(path)
+    try:
+        return reader(path)
+    except (pa.ArrowException, OSError, ValueError) as error:  # ValueError: text and JSON
+        size = path.stat().st_size
+        raise StoriesUnavailableError(
+            f"{path} ({size} bytes) in transformer.data.local_files cannot be read as "
+            f"{path.suffix.lower()[1:]}: {type(error).__name__}: {error}. Replace the file (an "
+            "interrupted download?) or remove it from transformer.data.local_files."
+        ) from error
 
 
 def distinct_texts(texts: Iterable[str], limit: int | None = None) -> list[str]:

@@ -31,6 +31,13 @@ class TransformerShape:
     ffn_mult: int = 4
     pad_id: int = 0
 
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"n_head = {self.n_head} does not divide n_embd = {self.n_embd}: each attention "
+                "head needs n_embd / n_head dimensions (transformer.model.n_head / n_embd)"
+            )
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-6) -> None:

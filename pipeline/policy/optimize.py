@@ -7,7 +7,9 @@ over the T steps or 1/T for J averaged over them (the paper does not say which; 
 
 The optimiser saves the policy at epoch 0, every `save_every` epochs and at the last epoch. Each
 save also writes a resume state (the policy, the epoch and the history so far) under a directory
-that Snakemake does not own, so a killed run restarts from its last saved epoch, not from zero.
+that Snakemake does not own, so a killed run restarts from its last saved epoch, not from zero;
+`finish_optimisation` publishes the outputs so that a run killed at any point of it finishes on
+the next attempt without redoing an epoch.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +33,7 @@ from pipeline.analysis.metrics import compression_ratio
 from pipeline.experiment import Run
 from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
 from pipeline.policy.simplex import project_to_simplex
-from pipeline.training.descent import conventional_weights, descent_step
+from pipeline.training.descent import TrainingDiverged, conventional_weights, descent_step
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +81,37 @@ def settings_fingerprint(run: Run, seed: int) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_resume_state(resume_dir: Path, fingerprint: str) -> ResumeState | None:
-    """The last saved state of an interrupted optimisation with the same settings, if any."""
+class PolicyDiverged(TrainingDiverged):
+    """Training under the policy of one policy-optimisation epoch diverged."""
+
+    def __init__(self, epoch: int, epochs: int, err: TrainingDiverged) -> None:
+        super().__init__(err.step, err.loss, err.initial_loss)
+        self.epoch, self.epochs = epoch, epochs
+        self.args = (f"policy epoch {epoch} of {epochs}: {err}",)
+
+
+def resume_policy_path(resume_dir: Path, epoch: int) -> Path:
+    """Where a saved policy waits in the resume directory until the optimisation finishes."""
+    return resume_dir / f"epoch{epoch:04d}.pt"
+
+
+def load_resume_state(
+    resume_dir: Path, fingerprint: str, saved: Iterable[int] = ()
+) -> ResumeState | None:
+    """The last saved state of an interrupted optimisation with the same settings, if any, and
+    if the policies of the `saved` epochs before it are still there beside it."""
     path = resume_dir / "state.pt"
     if not path.exists():
         return None
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("fingerprint") != fingerprint:
         log.warning("ignoring %s: it was written with other settings", path)
+        return None
+    missing = [
+        e for e in saved if e < state["epoch"] and not resume_policy_path(resume_dir, e).exists()
+    ]
+    if missing:
+        log.warning("ignoring %s: the policies of epochs %s are missing beside it", path, missing)
         return None
     return ResumeState(state["epoch"], state["policy"], state["history"])
 
@@ -92,6 +120,41 @@ def _save_atomic(obj: object, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     tmp.replace(path)
+
+
+def _publish(source: Path, target: Path, staging: Path) -> None:
+    """Give `target` the content of `source`, which stays: a hard link (a copy across file
+    systems) made under the name `staging`, then renamed onto `target` in one step."""
+    staging.unlink(missing_ok=True)
+    try:
+        os.link(source, staging)
+    except OSError:
+        shutil.copyfile(source, staging)
+    os.replace(staging, target)
+
+
+def finish_optimisation(
+    resume_dir: Path, policy_paths: dict[int, Path], history: list[dict], history_path: Path
+) -> pd.DataFrame:
+    """Publish the saved policies and the history, then delete the resume directory.
+
+    Restartable from any point: every output is written under a staging name in `resume_dir`
+    and renamed into place, and the resume files stay until all outputs are there. Deleting
+    `state.pt` is the commit. A run killed before it resumes at the last epoch on the next
+    attempt and publishes again; a run killed after it, while the directory is removed, has
+    written every output, and the re-run Snakemake still makes starts over (no state is left)
+    and writes the same files.
+    """
+    for epoch, path in policy_paths.items():
+        _publish(resume_policy_path(resume_dir, epoch), path, resume_dir / f"{path.name}.publish")
+    frame = pd.DataFrame(history)
+    history_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = resume_dir / "history.parquet.publish"
+    frame.to_parquet(staging, index=False)
+    os.replace(staging, history_path)
+    (resume_dir / "state.pt").unlink()
+    shutil.rmtree(resume_dir)
+    return frame
 
 
 def optimize_policy(
@@ -113,7 +176,7 @@ def optimize_policy(
     fingerprint = settings_fingerprint(run, seed)
     resume_dir.mkdir(parents=True, exist_ok=True)
 
-    state = load_resume_state(resume_dir, fingerprint)
+    state = load_resume_state(resume_dir, fingerprint, policy_paths)
     if state is None:
         epoch, policy, history = 0, conventional_policy(run), []
     else:
@@ -127,9 +190,12 @@ def optimize_policy(
     while True:
         start = time.perf_counter()
         if epoch < epochs:
-            result = policy_gradient(
-                run.model, theta0, run.train, run.desired, policy, run.eta, k, test=run.test
-            )
+            try:
+                result = policy_gradient(
+                    run.model, theta0, run.train, run.desired, policy, run.eta, k, test=run.test
+                )
+            except TrainingDiverged as err:
+                raise PolicyDiverged(epoch, epochs, err) from None
             desired_losses, test_losses = result.desired_losses, result.test_losses
         else:  # the last policy: its curves without a gradient
             desired_losses, test_losses = loss_curves(run, theta0, policy)
@@ -145,7 +211,7 @@ def optimize_policy(
             "support": int(torch.count_nonzero(policy)) / policy.numel(),
         }
         if epoch in policy_paths:
-            torch.save(policy.cpu(), resume_dir / f"epoch{epoch:04d}.pt")
+            torch.save(policy.cpu(), resume_policy_path(resume_dir, epoch))
         if epoch == epochs:
             row["seconds"] = time.perf_counter() - start
             history.append(row)
@@ -178,11 +244,4 @@ def optimize_policy(
                 resume_dir / "state.pt",
             )
     bar.close()
-
-    frame = pd.DataFrame(history)
-    history_path.parent.mkdir(parents=True, exist_ok=True)
-    for saved, path in policy_paths.items():
-        (resume_dir / f"epoch{saved:04d}.pt").replace(path)
-    frame.to_parquet(history_path, index=False)
-    (resume_dir / "state.pt").unlink(missing_ok=True)
-    return frame
+    return finish_optimisation(resume_dir, policy_paths, history, history_path)

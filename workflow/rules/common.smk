@@ -16,6 +16,7 @@ os.environ.update(
 from pipeline.config import (
     ConfigError,
     dataset_settings,
+    policy_name,
     run_names,
     run_settings,
     saved_epochs,
@@ -42,7 +43,7 @@ TRAIN_ENV = (
 
 wildcard_constraints:
     run="|".join(RUNS) if RUNS else "none",
-    policy=r"conventional|epoch\d{4}",
+    policy=r"conventional|epoch\d{4}\d*",  # policy_name(); policy_input() names the saved ones
     dataset=r"tinystories(-N\d+-V\d+)?",
 
 
@@ -54,7 +55,7 @@ def policy_names(run):
     """The evaluated policies of a run: the conventional one and every saved epoch after 0."""
     policy = settings(run)["policy"]
     epochs = saved_epochs(policy["epochs"], policy["save_every"])
-    return ["conventional"] + [f"epoch{e:04d}" for e in epochs if e > 0]
+    return ["conventional"] + [policy_name(e) for e in epochs if e > 0]
 
 
 def steps_dump(run, policy):
@@ -86,9 +87,19 @@ def run_resources(key):
 
 
 def policy_input(wildcards):
-    """evaluate_policy: the optimised policies, except for the conventional one."""
+    """evaluate_policy: the optimised policies, except for the conventional one. A policy the
+    run does not save fails here, when the DAG is built, rather than in the job."""
     if wildcards.policy == "conventional":
         return {}
+    policy = settings(wildcards.run)["policy"]
+    saved = [policy_name(e) for e in saved_epochs(policy["epochs"], policy["save_every"])]
+    if wildcards.policy not in saved:
+        raise WorkflowError(
+            f"run `{wildcards.run}` saves no policy `{wildcards.policy}`: its policies are "
+            f"conventional, {', '.join(saved)} (policy.epochs = {policy['epochs']}, "
+            f"policy.save_every = {policy['save_every']}). Ask for one of these, or change "
+            "the settings."
+        )
     return {"policies": f"results/{wildcards.run}/policies"}
 
 
