@@ -15,7 +15,9 @@ os.environ.update(
 
 from pipeline.config import (
     ConfigError,
-    dataset_settings,
+    ablation_runs,
+    all_run_names,
+    dataset_run,
     run_names,
     run_settings,
     saved_epochs,
@@ -28,7 +30,7 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-RUNS = run_names(config)
+RUNS = run_names(config)  # the runs of `rule all`; ablation_runs() adds the Perceptron ablation's
 SPLITS = ["train", "desired", "test"]
 # Conda environments (`--use-conda`), relative to the rule files. The training rules take the
 # CUDA build of PyTorch when they request GPUs (`resources.gpus` > 0, the paper preset).
@@ -41,9 +43,10 @@ TRAIN_ENV = (
 
 
 wildcard_constraints:
-    run="|".join(RUNS) if RUNS else "none",
-    policy=r"conventional|epoch\d{4}",
+    run="|".join(all_run_names(config)) or "none",
+    policy=r"conventional|selected|epoch\d{4}",
     dataset=r"tinystories(-N\d+-V\d+)?",
+    pdataset=r"perceptron(-[A-Za-z0-9_.+-]+)?",
 
 
 def settings(run):
@@ -51,7 +54,7 @@ def settings(run):
 
 
 def policy_names(run):
-    """The evaluated policies of a run: the conventional one and every saved epoch after 0."""
+    """The policies of a run's optimisation: the conventional one and every saved epoch after 0."""
     policy = settings(run)["policy"]
     epochs = saved_epochs(policy["epochs"], policy["save_every"])
     return ["conventional"] + [f"epoch{e:04d}" for e in epochs if e > 0]
@@ -61,8 +64,22 @@ def steps_dump(run, policy):
     return f"results/{run}/dumps/{policy}/steps.parquet"
 
 
-def near_optimal(run):
+def last_policy(run):
     return policy_names(run)[-1]
+
+
+def near_optimal(run):
+    """The near-optimal policy: the last epoch's, or with `policy.selection: validation` the one
+    chosen on the held-out part of the desired set (`selected`, written by optimize_policy)."""
+    if settings(run)["policy"].get("selection", "last") == "validation":
+        return "selected"
+    return last_policy(run)
+
+
+def evaluated_policies(run):
+    """Every policy of a run that `rule all` evaluates: the optimisation's, then the selected."""
+    names = policy_names(run)
+    return names + ["selected"] if near_optimal(run) == "selected" else names
 
 
 def data_files(wildcards):
