@@ -177,7 +177,9 @@ def ablation_runs(config: dict) -> list[tuple[str, int, str]]:
     for variant in ablation["variants"]:
         same = merged(main, ablation["definitions"][variant]) == main
         for seed in ablation["seeds"]:
-            run = "perceptron" if same and seed == config["seed"] else f"perceptron-{variant}-s{seed}"
+            run = (
+                "perceptron" if same and seed == config["seed"] else f"perceptron-{variant}-s{seed}"
+            )
             out.append((variant, seed, run))
     return out
 
@@ -211,7 +213,9 @@ def run_settings(config: dict, name: str) -> dict:
     """The settings of one run: its experiment block with `kind`, `name`, `seed` and
     `data_name` added."""
     kind, _, variant = name.partition("-")
-    unknown = ConfigError(f"unknown run `{name}`; runs of this configuration: {all_run_names(config)}")
+    unknown = ConfigError(
+        f"unknown run `{name}`; runs of this configuration: {all_run_names(config)}"
+    )
     if kind not in ("perceptron", "transformer"):
         raise unknown
     block = copy.deepcopy(config[kind])

@@ -34,9 +34,7 @@ def ablation_table_job(smk) -> None:
                 strict=True,
             )
         ]
-        runs = pd.DataFrame(
-            [run_metrics(f, smk.params.steps[f.run], math.log(2)) for f in files]
-        )
+        runs = pd.DataFrame([run_metrics(f, smk.params.steps[f.run], math.log(2)) for f in files])
         runs.to_csv(smk.output.runs, index=False)
         for row in runs.itertuples():
             log.info(

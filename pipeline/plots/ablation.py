@@ -19,10 +19,11 @@ SERIES = [
 ]
 
 
-def plot_ablation(runs: pd.DataFrame, order: list[str], outputs: Sequence[str]) -> None:
+def plot_ablation(runs: pd.DataFrame, order: list[str], outputs: Sequence[str]):
     """Per variant: each seed's AR (small dots) and their mean ± sd (marker and error bar), for
     the test set (last and selected policy) and the desired set; the paper's 5.50× and AR = 1
-    (no speed-up) as lines. Log scale: ratios above and below 1 get the same room."""
+    (no speed-up) as lines. Log scale: ratios above and below 1 get the same room. Returns the
+    (saved and closed) figure, whose artists tests read back."""
     fig, ax = new_figure(max(6.0, 1.1 * len(order) + 2.5), 4.2)
     x = np.arange(len(order))
     width = 0.24
@@ -74,3 +75,4 @@ def plot_ablation(runs: pd.DataFrame, order: list[str], outputs: Sequence[str]) 
     ax.set_title(f"Perceptron ablation ({len(seeds)} seeds: {', '.join(map(str, seeds))})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     save_figure(fig, outputs)
+    return fig

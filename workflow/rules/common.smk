@@ -77,7 +77,7 @@ def near_optimal(run):
 
 
 def evaluated_policies(run):
-    """Every policy of a run that `rule all` evaluates: the optimisation's, then the selected."""
+    """The policies of a run that the default target evaluates: the optimisation's, the selected."""
     names = policy_names(run)
     return names + ["selected"] if near_optimal(run) == "selected" else names
 

@@ -72,7 +72,7 @@ rule summarize:
     params:
         settings=lambda w: settings(w.run),
         policies=lambda w: evaluated_policies(w.run),
-        stages=["optimize_policy", "evaluate_conventional", "evaluate_epoch"],
+        stages=["optimize_policy", "evaluate_conventional", "evaluate_epoch", "evaluate_selected"],
         log_vocab=lambda w: log_vocab(w.run),
     log:
         "results/logs/{run}/summarize.log",
