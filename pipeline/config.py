@@ -1,8 +1,10 @@
 """The configuration: validation with errors that name the setting, and the runs it defines.
 
-A run ("experiment" in paths) is one model, data set, training setting and policy-optimisation
-setting. `perceptron` and `transformer` are the paper's two; `transformer-eps<ε>` are the extra
-policy step sizes of `transformer.policy.step_size_sweep`.
+A run ("experiment" in paths) is one model, data set, seed, training setting and
+policy-optimisation setting. `perceptron` and `transformer` are the paper's two;
+`transformer-eps<ε>` are the extra policy step sizes of `transformer.policy.step_size_sweep`,
+`transformer-T<T>-N<N>-V<V>` the Table 2 sweep, and `perceptron-<variant>-s<seed>` the runs of the
+Perceptron ablation (`perceptron_ablation`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +225,7 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
     errors = [e for e in errors if ".".join(str(p) for p in e.absolute_path) not in flagged]
     messages += [line for error in errors for line in _describe(error, schema)]
     if not messages:
-        messages = _cross_setting_problems(config)
+        messages = _cross_setting_problems(config) + _ablation_messages(config, schema)
     if messages:
         raise ConfigError(
             "invalid configuration:\n  - "
@@ -235,6 +238,44 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
 def policy_name(epoch: int) -> str:
     """The name of the policy saved at a policy-optimisation epoch: epoch0025, epoch10000."""
     return f"epoch{epoch:04d}"
+
+
+def _ablation_messages(config: dict, schema: dict) -> list[str]:
+    """Errors of the ablation's variants: each listed variant must be defined, and the
+    Perceptron block it makes must be valid (errors named `perceptron_ablation.definitions...`)."""
+    ablation = config["perceptron_ablation"]
+    messages = []
+    for name in ablation["variants"]:
+        if name not in ablation["definitions"]:
+            close = difflib.get_close_matches(name, list(ablation["definitions"]), n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            messages.append(
+                f"setting `perceptron_ablation.variants` lists `{name}`, which "
+                f"`perceptron_ablation.definitions` does not define.{hint} Known variants: "
+                f"{', '.join(ablation['definitions'])}."
+            )
+    perceptron = {**schema["properties"]["perceptron"], "$defs": schema["$defs"]}
+    for name, overrides in ablation["definitions"].items():
+        block = merged(config["perceptron"], overrides)
+        for error in Draft202012Validator(perceptron).iter_errors(block):
+            error.path.appendleft("perceptron")  # described as a `perceptron` setting, then renamed
+            messages += [
+                line.replace("`perceptron", f"`perceptron_ablation.definitions.{name}")
+                for line in _describe(error, schema)
+            ]
+    return messages
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """A deep copy of `base` with the nested dict `overrides` merged in (as Snakemake merges
+    config files: dicts key by key, anything else replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def saved_epochs(epochs: int, save_every: int) -> list[int]:
@@ -279,7 +320,7 @@ def scaling_sweep_runs(config: dict) -> list[str]:
 
 
 def run_names(config: dict) -> list[str]:
-    """Every run the configuration defines: the paper's two, step-size variants, the sweep."""
+    """The runs of `rule all`: the paper's two, step-size variants, the sweep."""
     names = list(config["experiments"])
     if "transformer" in names:
         sweep = config["transformer"]["policy"].get("step_size_sweep", [])
@@ -288,24 +329,70 @@ def run_names(config: dict) -> list[str]:
     return names
 
 
+def ablation_runs(config: dict) -> list[tuple[str, int, str]]:
+    """(variant, seed, run) of the Perceptron ablation, in table order (variants, then seeds).
+
+    The run is `perceptron-<variant>-s<seed>`, or `perceptron` itself where the variant at that
+    seed is the main run (same settings, the main seed): the main run is not done twice."""
+    ablation = config["perceptron_ablation"]
+    main = config["perceptron"]
+    out = []
+    for variant in ablation["variants"]:
+        same = merged(main, ablation["definitions"][variant]) == main
+        for seed in ablation["seeds"]:
+            run = (
+                "perceptron" if same and seed == config["seed"] else f"perceptron-{variant}-s{seed}"
+            )
+            out.append((variant, seed, run))
+    return out
+
+
+def all_run_names(config: dict) -> list[str]:
+    """Every run the configuration defines: those of `rule all` and those of the ablation."""
+    names = run_names(config)
+    return names + [r for _, _, r in ablation_runs(config) if r not in names]
+
+
 def dataset_name(config: dict, settings: dict) -> str:
-    """Directory under results/data/ of a run's data; runs with equal data settings share it."""
+    """Directory under results/data/ of a run's data; runs with equal data and seed share it."""
     if settings["kind"] == "perceptron":
-        return "perceptron"
+        name = "perceptron"
+        if settings["seed"] != config["seed"]:
+            name += f"-s{settings['seed']}"
+        main = config["perceptron"]["data"]
+        for key, value in sorted(settings["data"].items()):
+            if value != main[key]:
+                name += f"-{key}{_format_number(value)}"
+        return name
     if settings["data"] == config["transformer"]["data"]:
         return "tinystories"
     return f"tinystories-N{settings['data']['n_train']}-V{settings['data']['vocab_size']}"
 
 
+_ABLATION_RUN = re.compile(r"(?P<variant>[a-z][a-z0-9_]*)-s(?P<seed>\d+)")
+
+
 def run_settings(config: dict, name: str) -> dict:
-    """The settings of one run: its experiment block with `kind`, `name` and `data_name` added."""
+    """The settings of one run: its experiment block with `kind`, `name`, `seed` and
+    `data_name` added."""
     kind, _, variant = name.partition("-")
+    unknown = ConfigError(
+        f"unknown run `{name}`; runs of this configuration: {all_run_names(config)}"
+    )
     if kind not in ("perceptron", "transformer"):
-        raise ConfigError(f"unknown run `{name}`; runs of this configuration: {run_names(config)}")
+        raise unknown
     block = copy.deepcopy(config[kind])
     block.pop("scaling_sweep", None)
     block["policy"].pop("step_size_sweep", None)
-    if variant.startswith("eps"):
+    seed = config["seed"]
+    if kind == "perceptron" and variant:
+        match = _ABLATION_RUN.fullmatch(variant)
+        definitions = config["perceptron_ablation"]["definitions"]
+        if match is None or match["variant"] not in definitions:
+            raise unknown
+        block = merged(block, definitions[match["variant"]])
+        seed = int(match["seed"])
+    elif variant.startswith("eps"):
         block["policy"]["step_size"] = float(variant[3:])
     elif variant:
         entries = config[kind].get("scaling_sweep", [])
@@ -314,22 +401,21 @@ def run_settings(config: dict, name: str) -> dict:
             None,
         )
         if match is None:
-            raise ConfigError(
-                f"unknown run `{name}`; runs of this configuration: {run_names(config)}"
-            )
+            raise unknown
         block["train"]["steps"] = match["steps"]
         block["data"]["n_train"] = match["n_train"]
         block["data"]["vocab_size"] = match["vocab_size"]
         block["policy"]["epochs"] = match.get("policy_epochs", block["policy"]["epochs"])
-    block.update(kind=kind, name=name)
+    block.update(kind=kind, name=name, seed=seed)
     block["data_name"] = dataset_name(config, block)
     return block
 
 
-def dataset_settings(config: dict, name: str) -> dict:
-    """The `transformer.data` block of a TinyStories data set directory name."""
-    for run in run_names(config):
+def dataset_run(config: dict, name: str) -> dict:
+    """The settings of a run that uses the data set `name` (its `data` block and `seed` define
+    the data set: every run using it has the same)."""
+    for run in all_run_names(config):
         settings = run_settings(config, run)
-        if settings["kind"] == "transformer" and settings["data_name"] == name:
-            return settings["data"]
+        if settings["data_name"] == name:
+            return settings
     raise ConfigError(f"no run of this configuration uses the data set `{name}`")

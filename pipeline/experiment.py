@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pipeline.data.perceptron import load_perceptron_split
-from pipeline.models.base import Batch, LossModel
+from pipeline.models.base import Batch, LossModel, batch_size, batch_slice
 from pipeline.models.perceptron import Perceptron
 from pipeline.models.transformer import Transformer, TransformerShape
 from pipeline.results import read_pipeline_parquet
@@ -30,6 +30,7 @@ class Run:
     test: Batch
     device: torch.device
     dtype: torch.dtype
+    validation: Batch | None = None  # held out of the desired set (`policy.selection: validation`)
 
     @property
     def eta(self) -> float:
@@ -64,7 +65,7 @@ def build_model(settings: dict, device: torch.device) -> LossModel:
     """The run's model: the Perceptron, or the Transformer sized by its settings."""
     chunk = settings["train"]["chunk_size"] or None
     if settings["kind"] == "perceptron":
-        return Perceptron(dim=settings["data"]["dim"])
+        return Perceptron(dim=settings["data"]["dim"], init=settings["model"]["init"])
     data, arch = settings["data"], settings["model"]
     shape = TransformerShape(
         vocab_size=data["vocab_size"],
@@ -98,9 +99,36 @@ def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: 
             s: load_token_split(data_dir / f"{s}.parquet", seq_len, device)
             for s in ("train", "desired", "test")
         }
+    if settings["policy"].get("selection", "last") == "validation":
+        splits["desired"], splits["validation"] = split_validation(
+            splits["desired"], settings["policy"].get("validation_fraction", 0.25)
+        )
     model = build_model(settings, device)
     splits = {s: model.prepare(batch) for s, batch in splits.items()}  # the model's layout
-    return Run(settings, model, splits["train"], splits["desired"], splits["test"], device, dtype)
+    return Run(
+        settings,
+        model,
+        splits["train"],
+        splits["desired"],
+        splits["test"],
+        device,
+        dtype,
+        validation=splits.get("validation"),
+    )
+
+
+def split_validation(desired: Batch, fraction: float) -> tuple[Batch, Batch]:
+    """(the examples J is computed on, the held-out validation examples): the last
+    round(fraction · K) desired examples are held out (the examples are i.i.d.; at least one on
+    each side)."""
+    k = batch_size(desired)
+    held_out = min(max(1, round(fraction * k)), k - 1)
+    if held_out < 1:
+        raise ValueError(
+            f"the desired set has {k} example(s): too few to hold out a validation part for "
+            "`policy.selection: validation`; raise `data.n_desired` or use `selection: last`"
+        )
+    return batch_slice(desired, 0, k - held_out), batch_slice(desired, k - held_out, k)
 
 
 def initial_parameters(run: Run, seed: int) -> torch.Tensor:

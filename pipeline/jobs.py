@@ -99,6 +99,7 @@ def optimize_policy(smk) -> None:
                 Path(smk.output.history),
                 Path(smk.params.resume_dir),
                 smk.params.seed,
+                selected_path=out_dir / "selected.pt" if run.validation is not None else None,
             )
         except TrainingDiverged as err:
             raise _diverged(err, run.settings) from None

@@ -17,11 +17,12 @@ import pyarrow.parquet as pq
 
 #: File patterns (matched from the right, first match wins) and the rule that writes them.
 WRITERS = (
-    ("data/perceptron/*.parquet", "perceptron_data"),
+    ("data/perceptron*/*.parquet", "perceptron_data"),
     ("data/*/*.parquet", "tinystories_data"),
     ("policy_history.parquet", "optimize_policy"),
     ("dumps/*/*.parquet", "evaluate_policy"),
     ("learning_law/*.parquet", "learning_law"),
+    ("tables/perceptron_ablation_runs.csv", "perceptron_ablation_table"),
     ("policies", "optimize_policy"),  # the directory of saved policies (epochNNNN.pt)
 )
 

@@ -45,7 +45,11 @@ def summarize_run(
         }
     names = list(curves)
     near_optimal = names[-1]
-    history = read_pipeline_parquet(history_path, ["objective"]).to_pandas()
+    history = read_pipeline_parquet(history_path, ["epoch", "objective"]).to_pandas()
+    if settings["policy"].get("selection", "last") == "validation":
+        history["selected"] = read_pipeline_parquet(history_path, ["selected"]).to_pandas()[
+            "selected"
+        ]
     paper_ar = paper.ACCELERATION_RATIO.get(settings["kind"])
     return {
         "run": settings["name"],
@@ -57,8 +61,15 @@ def summarize_run(
         "policy_step_size": settings["policy"]["step_size"],
         "policy_objective_scale": settings["policy"]["objective_scale"],
         "policy_schedule": settings["policy"]["schedule"],
+        "policy_selection": settings["policy"].get("selection", "last"),
+        "seed": settings.get("seed"),
         "log_vocab_nats": log_vocab,
         "near_optimal_policy": near_optimal,
+        "selected_epoch": int(
+            history.loc[history["selected"], "epoch"].iloc[0]
+            if "selected" in history
+            else history["epoch"].iloc[-1]
+        ),
         "acceleration_ratio": acceleration_ratio(curves["conventional"], curves[near_optimal]),
         "paper_acceleration_ratio": paper_ar,
         # the same on the desired set, which policy optimisation sees (the gap is over-fitting)

@@ -3,6 +3,10 @@
 Teacher w* ~ N(0, √D·I); training inputs z ~ N(0, σ²I) with σ² = `train_variance` (3 in the
 paper); desired and test inputs z ~ N(μ·1, I) with μ = `desired_mean` (0.5); label y = 1[w*·z > 0].
 Scaling w* leaves every label unchanged, so the teacher's variance is immaterial.
+
+The teacher and each split draw from their own stream of the seed (`SeedSequence.spawn`), so a
+split's examples do not depend on the other splits' sizes: with more desired examples (the
+ablation's K = 2048, 8192) the test set stays the same, and the first K desired examples too.
 """
 
 from __future__ import annotations
@@ -23,16 +27,17 @@ SPLITS = ("train", "desired", "test")
 
 def make_perceptron_data(settings: dict, seed: int) -> dict[str, pd.DataFrame]:
     """The three splits as DataFrames with columns `x` (list of floats) and `y` (0/1)."""
-    rng = np.random.default_rng(seed)
+    streams = np.random.SeedSequence(seed).spawn(1 + len(SPLITS))
+    teacher_rng, *split_rngs = (np.random.default_rng(s) for s in streams)
     dim = settings["dim"]
-    teacher = rng.normal(0.0, dim**0.25, size=dim)  # variance √D
+    teacher = teacher_rng.normal(0.0, dim**0.25, size=dim)  # variance √D
     sizes = {
         "train": settings["n_train"],
         "desired": settings["n_desired"],
         "test": settings["n_test"],
     }
     frames = {}
-    for split in SPLITS:
+    for split, rng in zip(SPLITS, split_rngs, strict=True):
         if split == "train":
             z = rng.normal(0.0, np.sqrt(settings["train_variance"]), size=(sizes[split], dim))
         else:

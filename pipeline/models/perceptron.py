@@ -23,15 +23,26 @@ from pipeline.models.base import Batch, LossModel
 
 
 class Perceptron(LossModel):
-    """Logistic regression without bias, parameters θ ∈ R^D, θ_0 = 0 (the loss starts at ln 2)."""
+    """Logistic regression without bias, parameters θ ∈ R^D.
 
-    def __init__(self, dim: int, closed_form: bool = True) -> None:
+    θ_0 (`init`): `zero` starts every loss at ln 2, one bit (Appendix A.3); `uniform` is
+    PyTorch's default initialisation of nn.Linear(D, 1, bias=False), U(−1/√D, 1/√D)
+    (Kaiming-uniform with a = √5), which the authors' code uses.
+    """
+
+    def __init__(self, dim: int, closed_form: bool = True, init: str = "zero") -> None:
         super().__init__(chunk_size=None)
+        if init not in ("zero", "uniform"):
+            raise ValueError(f"unknown Perceptron init `{init}`: zero or uniform")
         self.dim = dim
         self.closed_form = closed_form
+        self.init = init
 
     def init_params(self, generator: torch.Generator) -> Tensor:
-        return torch.zeros(self.dim)
+        if self.init == "zero":
+            return torch.zeros(self.dim)
+        bound = 1.0 / self.dim**0.5
+        return torch.rand(self.dim, generator=generator).mul_(2 * bound).sub_(bound)
 
     def losses(self, theta: Tensor, batch: Batch) -> Tensor:
         return F.binary_cross_entropy_with_logits(batch["x"] @ theta, batch["y"], reduction="none")

@@ -37,6 +37,7 @@ class PolicyGradient:
     grad: Tensor  # (T, N)
     desired_losses: Tensor  # (T+1,), L_dsr(θ_t) for t = 0..T
     test_losses: Tensor | None  # (T+1,), L_tst(θ_t), if a test set was given
+    validation_losses: Tensor | None = None  # (T+1,), on the held-out validation set, if given
 
 
 def sqrt_checkpointing(steps: int) -> int:
@@ -54,6 +55,7 @@ def policy_gradient(
     checkpoint_every: int = 1,
     test: Batch | None = None,
     progress: bool = False,
+    validation: Batch | None = None,
 ) -> PolicyGradient:
     """J(γ) and ∂J/∂γ for the policy γ (T × N), by one forward and one adjoint pass."""
     steps = policy.shape[0]
@@ -74,7 +76,8 @@ def policy_gradient(
 
     grad = torch.empty_like(policy)
     desired_losses = theta0.new_empty(steps + 1)
-    test_losses = theta0.new_empty(steps + 1) if test is not None else None
+    monitored = {"test": test, "validation": validation}  # losses only, no gradient
+    curves = {k: theta0.new_empty(steps + 1) for k, batch in monitored.items() if batch is not None}
     adjoint = torch.zeros_like(theta0)
     stretch = k if k > 1 else sqrt_checkpointing(steps)
     segment = theta0.new_empty(k + 1, theta0.numel()) if k > 1 else None
@@ -92,8 +95,8 @@ def policy_gradient(
             thetas[-1] = stored[math.ceil(stop / k)]
         losses, desired_grads = model.mean_losses_and_grads(thetas[1:], desired)
         desired_losses[start + 1 : stop + 1] = losses
-        if test_losses is not None:
-            test_losses[start + 1 : stop + 1] = model.mean_losses(thetas[1:], test)
+        for key, curve in curves.items():
+            curve[start + 1 : stop + 1] = model.mean_losses(thetas[1:], monitored[key])
         for t in range(stop, start, -1):  # a_t, then the VJP at θ_{t-1}
             adjoint += desired_grads[t - start - 1]
             theta = thetas[t - 1 - start]
@@ -103,11 +106,12 @@ def policy_gradient(
             bar.update()
     bar.close()
     desired_losses[0] = model.mean_loss(theta0, desired)
-    if test_losses is not None:
-        test_losses[0] = model.mean_loss(theta0, test)
+    for key, curve in curves.items():
+        curve[0] = model.mean_loss(theta0, monitored[key])
     return PolicyGradient(
         objective=float(desired_losses[1:].sum()),
         grad=grad,
         desired_losses=desired_losses,
-        test_losses=test_losses,
+        test_losses=curves.get("test"),
+        validation_losses=curves.get("validation"),
     )

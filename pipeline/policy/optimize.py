@@ -10,6 +10,11 @@ save also writes a resume state (the policy, the epoch and the history so far) u
 that Snakemake does not own, so a killed run restarts from its last saved epoch, not from zero;
 `finish_optimisation` publishes the outputs so that a run killed at any point of it finishes on
 the next attempt without redoing an epoch.
+
+With `policy.selection: validation` the run holds out part of the desired set (`Run.validation`):
+J leaves it out, every epoch's policy gets its AUC on it, and the policy of the epoch with the
+lowest one (epoch 0, the conventional policy, included) is saved as the near-optimal policy
+`selected.pt`. The test set never chooses anything.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -54,17 +60,32 @@ def policy_step_size(settings: dict, epoch: int, steps: int) -> float:
 
 
 @torch.no_grad()
-def loss_curves(run: Run, theta0: Tensor, policy: Tensor) -> tuple[Tensor, Tensor]:
-    """(L_dsr(θ_t), L_tst(θ_t)) for t = 0..T under `policy`, by plain training (no adjoint)."""
+def loss_curves(run: Run, theta0: Tensor, policy: Tensor) -> dict[str, Tensor]:
+    """{desired, test[, validation]: L(θ_t) for t = 0..T} under `policy`, by plain training."""
+    sets = {"desired": run.desired, "test": run.test, "validation": run.validation}
+    sets = {name: batch for name, batch in sets.items() if batch is not None}
+    curves = {name: torch.empty(run.steps + 1, dtype=run.dtype) for name in sets}
     theta = theta0
-    desired = torch.empty(run.steps + 1, dtype=run.dtype)
-    test = torch.empty_like(desired)
     for t in range(run.steps + 1):
-        desired[t] = run.model.mean_loss(theta, run.desired)
-        test[t] = run.model.mean_loss(theta, run.test)
+        for name, batch in sets.items():
+            curves[name][t] = run.model.mean_loss(theta, batch)
         if t < run.steps:
             theta = descent_step(run.model, theta, run.train, policy[t], run.eta)[0]
-    return desired, test
+    return curves
+
+
+@dataclass
+class Selection:
+    """The best policy on the validation set so far (`policy.selection: validation`)."""
+
+    epoch: int = -1
+    auc: float = math.inf
+    policy: Tensor | None = None
+
+    def offer(self, epoch: int, auc: float, policy: Tensor) -> None:
+        """Keep `policy` if its validation AUC is the lowest yet (the earlier epoch on ties)."""
+        if auc < self.auc:
+            self.epoch, self.auc, self.policy = epoch, auc, policy.detach().cpu().clone()
 
 
 @dataclass
@@ -72,6 +93,7 @@ class ResumeState:
     epoch: int
     policy: Tensor
     history: list[dict]
+    selection: Selection
 
 
 def settings_fingerprint(run: Run, seed: int) -> str:
@@ -113,7 +135,9 @@ def load_resume_state(
     if missing:
         log.warning("ignoring %s: the policies of epochs %s are missing beside it", path, missing)
         return None
-    return ResumeState(state["epoch"], state["policy"], state["history"])
+    return ResumeState(
+        state["epoch"], state["policy"], state["history"], Selection(**state.get("selection", {}))
+    )
 
 
 def _save_atomic(obj: object, path: Path) -> None:
@@ -134,9 +158,14 @@ def _publish(source: Path, target: Path, staging: Path) -> None:
 
 
 def finish_optimisation(
-    resume_dir: Path, policy_paths: dict[int, Path], history: list[dict], history_path: Path
+    resume_dir: Path,
+    policy_paths: dict[int, Path],
+    history: list[dict],
+    history_path: Path,
+    selected: tuple[Tensor, Path] | None = None,
 ) -> pd.DataFrame:
-    """Publish the saved policies and the history, then delete the resume directory.
+    """Publish the saved policies, the selected one (policy, path) if any, and the history,
+    then delete the resume directory.
 
     Restartable from any point: every output is written under a staging name in `resume_dir`
     and renamed into place, and the resume files stay until all outputs are there. Deleting
@@ -147,6 +176,10 @@ def finish_optimisation(
     """
     for epoch, path in policy_paths.items():
         _publish(resume_policy_path(resume_dir, epoch), path, resume_dir / f"{path.name}.publish")
+    if selected is not None:
+        policy, path = selected
+        _save_atomic(policy, resume_dir / "selected.pt")
+        _publish(resume_dir / "selected.pt", path, resume_dir / f"{path.name}.publish")
     frame = pd.DataFrame(history)
     history_path.parent.mkdir(parents=True, exist_ok=True)
     staging = resume_dir / "history.parquet.publish"
@@ -164,11 +197,14 @@ def optimize_policy(
     history_path: Path,
     resume_dir: Path,
     seed: int,
+    selected_path: Path | None = None,
 ) -> pd.DataFrame:
     """Run E epochs of projected gradient descent on γ; save policies and the per-epoch history.
 
-    `policy_paths` maps each saved epoch to its output file. The history has one row per epoch
-    e = 0..E with J(γ_e) on the desired set and the test AUC and compression ratio of γ_e.
+    `policy_paths` maps each saved epoch to its output file; `selected_path` receives the policy
+    chosen on the validation set when the run has one. The history has one row per epoch
+    e = 0..E with J(γ_e) on the desired set, the test AUC and compression ratio of γ_e, and with
+    a validation set its AUC there and whether γ_e is the selected policy.
     """
     settings = run.settings["policy"]
     epochs = settings["epochs"]
@@ -178,9 +214,9 @@ def optimize_policy(
 
     state = load_resume_state(resume_dir, fingerprint, policy_paths)
     if state is None:
-        epoch, policy, history = 0, conventional_policy(run), []
+        epoch, policy, history, selection = 0, conventional_policy(run), [], Selection()
     else:
-        epoch, history = state.epoch, state.history
+        epoch, history, selection = state.epoch, state.history, state.selection
         policy = state.policy.to(device=run.device, dtype=run.dtype)
         log.info(
             "resuming policy optimisation at epoch %d of %d from %s", epoch, epochs, resume_dir
@@ -192,13 +228,24 @@ def optimize_policy(
         if epoch < epochs:
             try:
                 result = policy_gradient(
-                    run.model, theta0, run.train, run.desired, policy, run.eta, k, test=run.test
+                    run.model,
+                    theta0,
+                    run.train,
+                    run.desired,
+                    policy,
+                    run.eta,
+                    k,
+                    test=run.test,
+                    validation=run.validation,
                 )
             except TrainingDiverged as err:
                 raise PolicyDiverged(epoch, epochs, err) from None
             desired_losses, test_losses = result.desired_losses, result.test_losses
+            validation_losses = result.validation_losses
         else:  # the last policy: its curves without a gradient
-            desired_losses, test_losses = loss_curves(run, theta0, policy)
+            curves = loss_curves(run, theta0, policy)
+            desired_losses, test_losses = curves["desired"], curves["test"]
+            validation_losses = curves.get("validation")
         objective = float(desired_losses[1:].sum())
         test_auc = float(test_losses[1:].sum())
         row = {
@@ -210,6 +257,9 @@ def optimize_policy(
             "final_test_loss": float(test_losses[-1]),
             "support": int(torch.count_nonzero(policy)) / policy.numel(),
         }
+        if validation_losses is not None:
+            row["validation_auc"] = float(validation_losses[1:].sum())
+            selection.offer(epoch, row["validation_auc"], policy)
         if epoch in policy_paths:
             torch.save(policy.cpu(), resume_policy_path(resume_dir, epoch))
         if epoch == epochs:
@@ -240,8 +290,21 @@ def optimize_policy(
                     "epoch": epoch,
                     "policy": policy.cpu(),
                     "history": history,
+                    "selection": vars(selection),
                 },
                 resume_dir / "state.pt",
             )
     bar.close()
-    return finish_optimisation(resume_dir, policy_paths, history, history_path)
+    selected = None
+    if run.validation is not None:
+        for row in history:
+            row["selected"] = row["epoch"] == selection.epoch
+        log.info(
+            "selected the policy of epoch %d (validation AUC %.5g) of %d",
+            selection.epoch,
+            selection.auc,
+            epochs,
+        )
+        if selected_path is not None:
+            selected = (selection.policy, selected_path)
+    return finish_optimisation(resume_dir, policy_paths, history, history_path, selected)

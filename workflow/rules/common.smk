@@ -15,7 +15,9 @@ os.environ.update(
 
 from pipeline.config import (
     ConfigError,
-    dataset_settings,
+    ablation_runs,
+    all_run_names,
+    dataset_run,
     policy_name,
     run_names,
     run_settings,
@@ -29,7 +31,7 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-RUNS = run_names(config)
+RUNS = run_names(config)  # the runs of `rule all`; ablation_runs() adds the Perceptron ablation's
 SPLITS = ["train", "desired", "test"]
 # Conda environments (`--use-conda`), relative to the rule files. The training rules take the
 # CUDA build of PyTorch when they request GPUs (`resources.gpus` > 0, the paper preset).
@@ -42,9 +44,10 @@ TRAIN_ENV = (
 
 
 wildcard_constraints:
-    run="|".join(RUNS) if RUNS else "none",
-    policy=r"conventional|epoch\d{4}\d*",  # policy_name(); policy_input() names the saved ones
+    run="|".join(all_run_names(config)) or "none",
+    policy=r"conventional|selected|epoch\d{4}\d*",  # policy_name(); policy_input() checks them
     dataset=r"tinystories(-N\d+-V\d+)?",
+    pdataset=r"perceptron(-[A-Za-z0-9_.+-]+)?",
 
 
 def settings(run):
@@ -52,7 +55,7 @@ def settings(run):
 
 
 def policy_names(run):
-    """The evaluated policies of a run: the conventional one and every saved epoch after 0."""
+    """The policies of a run's optimisation: the conventional one and every saved epoch after 0."""
     policy = settings(run)["policy"]
     epochs = saved_epochs(policy["epochs"], policy["save_every"])
     return ["conventional"] + [policy_name(e) for e in epochs if e > 0]
@@ -62,8 +65,22 @@ def steps_dump(run, policy):
     return f"results/{run}/dumps/{policy}/steps.parquet"
 
 
-def near_optimal(run):
+def last_policy(run):
     return policy_names(run)[-1]
+
+
+def near_optimal(run):
+    """The near-optimal policy: the last epoch's, or with `policy.selection: validation` the one
+    chosen on the held-out part of the desired set (`selected`, written by optimize_policy)."""
+    if settings(run)["policy"].get("selection", "last") == "validation":
+        return "selected"
+    return last_policy(run)
+
+
+def evaluated_policies(run):
+    """The policies of a run that the default target evaluates: the optimisation's, the selected."""
+    names = policy_names(run)
+    return names + ["selected"] if near_optimal(run) == "selected" else names
 
 
 def data_files(wildcards):
@@ -93,6 +110,8 @@ def policy_input(wildcards):
         return {}
     policy = settings(wildcards.run)["policy"]
     saved = [policy_name(e) for e in saved_epochs(policy["epochs"], policy["save_every"])]
+    if near_optimal(wildcards.run) == "selected":
+        saved.append("selected")  # policy.selection: validation
     if wildcards.policy not in saved:
         raise WorkflowError(
             f"run `{wildcards.run}` saves no policy `{wildcards.policy}`: its policies are "

@@ -3,14 +3,14 @@
 
 rule perceptron_data:
     output:
-        train="results/data/perceptron/train.parquet",
-        desired="results/data/perceptron/desired.parquet",
-        test="results/data/perceptron/test.parquet",
+        train="results/data/{pdataset}/train.parquet",
+        desired="results/data/{pdataset}/desired.parquet",
+        test="results/data/{pdataset}/test.parquet",
     params:
-        settings=config["perceptron"]["data"],
-        seed=config["seed"],
+        settings=lambda w: dataset_run(config, w.pdataset)["data"],
+        seed=lambda w: dataset_run(config, w.pdataset)["seed"],
     log:
-        "results/logs/data/perceptron.log",
+        "results/logs/data/{pdataset}.log",
     conda:
         ENV
     threads: 1
@@ -29,8 +29,8 @@ rule tinystories_data:
         vocab="results/data/{dataset}/vocab.json",
         preview="results/data/{dataset}/preview.md",
     params:
-        settings=lambda w: dataset_settings(config, w.dataset),
-        seed=config["seed"],
+        settings=lambda w: dataset_run(config, w.dataset)["data"],
+        seed=lambda w: dataset_run(config, w.dataset)["seed"],
     log:
         "results/logs/data/{dataset}.log",
     conda:

@@ -13,7 +13,7 @@ rule optimize_policy:
             settings(w.run)["policy"]["epochs"], settings(w.run)["policy"]["save_every"]
         ),
         resume_dir=lambda w: f"results/{w.run}/resume",
-        seed=config["seed"],
+        seed=lambda w: settings(w.run)["seed"],
     log:
         "results/logs/{run}/optimize_policy.log",
     benchmark:
@@ -39,7 +39,7 @@ rule evaluate_policy:
     params:
         settings=lambda w: settings(w.run),
         policy=lambda w: w.policy,
-        seed=config["seed"],
+        seed=lambda w: settings(w.run)["seed"],
     log:
         "results/logs/{run}/evaluate_{policy}.log",
     benchmark:
@@ -58,10 +58,10 @@ rule evaluate_policy:
 rule summarize:
     input:
         steps=lambda w: expand("results/{run}/dumps/{policy}/steps.parquet", run=w.run,
-                               policy=policy_names(w.run)),
+                               policy=evaluated_policies(w.run)),
         history="results/{run}/policy_history.parquet",
         benchmarks=lambda w: expand("results/benchmarks/{run}/{stage}.tsv", run=w.run,
-                                    stage=["optimize_policy"] + [f"evaluate_{p}" for p in policy_names(w.run)]),
+                                    stage=["optimize_policy"] + [f"evaluate_{p}" for p in evaluated_policies(w.run)]),
     output:
         report(
             "results/{run}/summary.json",
@@ -71,8 +71,8 @@ rule summarize:
         ),
     params:
         settings=lambda w: settings(w.run),
-        policies=lambda w: policy_names(w.run),
-        stages=["optimize_policy", "evaluate_conventional", "evaluate_epoch"],
+        policies=lambda w: evaluated_policies(w.run),
+        stages=["optimize_policy", "evaluate_conventional", "evaluate_epoch", "evaluate_selected"],
         log_vocab=lambda w: log_vocab(w.run),
     log:
         "results/logs/{run}/summarize.log",

@@ -1,0 +1,78 @@
+"""The Perceptron ablation figure: acceleration ratios per variant, over seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from pipeline import paper
+from pipeline.plots.style import CONVENTIONAL, NEAR_OPTIMAL, PAPER, new_figure, save_figure
+
+#: (column of the per-run table, label, colour, marker) of each quantity drawn.
+SERIES = [
+    ("test_ar_last", "test set, last policy", NEAR_OPTIMAL, "o"),
+    ("test_ar_selected", "test set, selected policy", "#DD8452", "D"),
+    ("desired_ar", "desired set (optimised on), last policy", CONVENTIONAL, "s"),
+]
+
+
+def plot_ablation(runs: pd.DataFrame, order: list[str], outputs: Sequence[str]):
+    """Per variant: each seed's AR (small dots) and their mean ± sd (marker and error bar), for
+    the test set (last and selected policy) and the desired set; the paper's 5.50× and AR = 1
+    (no speed-up) as lines. Log scale: ratios above and below 1 get the same room. Returns the
+    (saved and closed) figure, whose artists tests read back."""
+    fig, ax = new_figure(max(6.0, 1.1 * len(order) + 2.5), 4.2)
+    x = np.arange(len(order))
+    width = 0.24
+    for i, (column, label, colour, marker) in enumerate(SERIES):
+        offset = (i - 1) * width
+        means, sds = [], []
+        for j, variant in enumerate(order):
+            values = runs.loc[runs["variant"] == variant, column].to_numpy(dtype=float)
+            means.append(values.mean())
+            sds.append(values.std(ddof=1) if len(values) > 1 else 0.0)
+            ax.scatter(
+                np.full(len(values), x[j] + offset),
+                values,
+                s=10,
+                color=colour,
+                alpha=0.45,
+                zorder=2,
+                linewidths=0,
+            )
+        ax.errorbar(
+            x + offset,
+            means,
+            yerr=sds,
+            fmt=marker,
+            color=colour,
+            capsize=3,
+            ms=6,
+            label=label,
+            zorder=3,
+        )
+    paper_ar = paper.ACCELERATION_RATIO["perceptron"]
+    ax.axhline(paper_ar, color=PAPER, ls="--", lw=1.2, label=f"paper: {paper_ar:.2f}× (test set)")
+    ax.axhline(1.0, color="0.3", ls=":", lw=1.0, label="1× (no speed-up)")
+    ax.set_yscale("log")
+    values = runs[[c for c, *_ in SERIES]].to_numpy(dtype=float)
+    low = min(0.5, np.nanmin(values) / 1.15)
+    high = max(paper_ar * 1.6, np.nanmax(values) * 1.15)
+    ax.set_ylim(low, high)
+    ticks = [t for t in (0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20) if low <= t <= high]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_yticklabels([f"{t:g}×" for t in ticks])
+    ax.set_xticks(x)
+    ax.set_xticklabels(order, rotation=20, ha="right")
+    ax.set_xlim(-0.6, len(order) - 0.4)
+    ax.set_xlabel("variant (one factor changed from the default)")
+    ax.set_ylabel("acceleration ratio AR (mean ± sd over seeds)")
+    seeds = sorted(runs["seed"].unique())
+    ax.set_title(f"Perceptron ablation ({len(seeds)} seeds: {', '.join(map(str, seeds))})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    save_figure(fig, outputs)
+    return fig

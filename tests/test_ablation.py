@@ -1,0 +1,343 @@
+"""The Perceptron ablation: θ_0, validation selection, the ablation's runs, table and figure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from pipeline import jobs
+from pipeline.analysis.ablation import AblationRun, run_metrics, variant_table
+from pipeline.config import ConfigError, ablation_runs, run_settings, validate_config
+from pipeline.data.perceptron import make_perceptron_data
+from pipeline.experiment import initial_parameters, load_run
+from pipeline.models.perceptron import Perceptron
+from pipeline.policy.optimize import optimize_policy
+from tests.conftest import SMOKE, fake_snakemake, merged_config, snakemake
+
+# -- θ_0 -------------------------------------------------------------------------------------
+
+
+def test_uniform_init_matches_pytorch_linear_default_in_distribution():
+    dim = 128
+    ours = torch.cat(
+        [
+            Perceptron(dim, init="uniform").init_params(torch.Generator().manual_seed(s))
+            for s in range(40)
+        ]
+    )
+    torch.manual_seed(0)
+    theirs = torch.cat(
+        [torch.nn.Linear(dim, 1, bias=False).weight.detach().flatten() for _ in range(40)]
+    )
+    bound = 1 / math.sqrt(dim)
+    assert ours.abs().max() <= bound
+    assert ours.min() < -0.98 * bound and ours.max() > 0.98 * bound  # the whole interval
+    assert stats.ks_2samp(ours.numpy(), theirs.numpy()).pvalue > 0.01
+    # and it is not the zero or a Gaussian initialisation of the same scale
+    gaussian = (
+        torch.randn(ours.numel(), generator=torch.Generator().manual_seed(1)) * bound / 3**0.5
+    )
+    assert stats.ks_2samp(ours.numpy(), gaussian.numpy()).pvalue < 1e-3
+
+
+def test_zero_init_starts_every_loss_at_one_bit():
+    theta = Perceptron(8).init_params(torch.Generator().manual_seed(0))
+    assert torch.equal(theta, torch.zeros(8))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """The smoke preset's Perceptron data."""
+    config = merged_config()
+    out = tmp_path_factory.mktemp("data")
+    paths = {split: str(out / f"{split}.parquet") for split in ("train", "desired", "test")}
+    jobs.perceptron_data(
+        fake_snakemake(config, {}, paths, {"settings": config["perceptron"]["data"], "seed": 0})
+    )
+    return out
+
+
+def _evaluate(config, data_dir, out_dir, policy="conventional", policies_dir=None):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = {"data": [str(data_dir / "train.parquet")]}
+    if policies_dir is not None:
+        inputs["policies"] = str(policies_dir)
+    settings = run_settings(config, "perceptron")
+    jobs.evaluate_policy(
+        fake_snakemake(
+            config,
+            inputs,
+            {
+                "steps": str(out_dir / "steps.parquet"),
+                "examples": str(out_dir / "examples.parquet"),
+            },
+            {"settings": settings, "policy": policy, "seed": settings["seed"]},
+        )
+    )
+    return pd.read_parquet(out_dir / "steps.parquet")
+
+
+def test_uniform_init_is_shared_by_every_policy_of_a_run(data_dir, tmp_path):
+    config = merged_config(
+        {"perceptron": {"model": {"init": "uniform"}, "policy": {"epochs": 2, "save_every": 1}}}
+    )
+    settings = run_settings(config, "perceptron")
+    policies = tmp_path / "policies"
+    jobs.optimize_policy(
+        fake_snakemake(
+            config,
+            {"data": [str(data_dir / "train.parquet")]},
+            {"policies": str(policies), "history": str(tmp_path / "history.parquet")},
+            {
+                "settings": settings,
+                "saved_epochs": [0, 1, 2],
+                "resume_dir": str(tmp_path / "resume"),
+                "seed": 0,
+            },
+        )
+    )
+    history = pd.read_parquet(tmp_path / "history.parquet")
+    first_losses = []
+    for policy in ("conventional", "epoch0001", "epoch0002"):
+        steps = _evaluate(config, data_dir, tmp_path / policy, policy, policies)
+        first_losses.append((steps["desired_loss"].iloc[0], steps["test_loss"].iloc[0]))
+    assert len(set(first_losses)) == 1  # the same θ_0 under every policy
+    assert abs(first_losses[0][1] - math.log(2)) > 1e-3  # and not the zero initialisation
+    # the optimisation ran from that θ_0 too: its epoch-0 J is the conventional desired AUC
+    conventional = _evaluate(config, data_dir, tmp_path / "again")
+    assert history["objective"].iloc[0] == pytest.approx(
+        conventional["desired_loss"].iloc[1:].sum(), rel=1e-5
+    )
+
+
+# -- validation selection --------------------------------------------------------------------
+
+
+def _optimise_with_validation(config, data_dir, out):
+    settings = run_settings(config, "perceptron")
+    run = load_run(settings, data_dir, torch.device("cpu"), torch.float32)
+    policies = {e: out / f"epoch{e:04d}.pt" for e in (0, settings["policy"]["epochs"])}
+    out.mkdir(parents=True)
+    history = optimize_policy(
+        run,
+        initial_parameters(run, 0),
+        policies,
+        out / "history.parquet",
+        out / "resume",
+        0,
+        selected_path=out / "selected.pt",
+    )
+    return run, history, torch.load(out / "selected.pt")
+
+
+def test_validation_selection_never_reads_the_test_set(data_dir, tmp_path):
+    config = merged_config(
+        {"perceptron": {"policy": {"epochs": 6, "step_size": 3.0e-3, "selection": "validation"}}}
+    )
+    run, history, selected = _optimise_with_validation(config, data_dir, tmp_path / "clean")
+    # the held-out quarter is out of J: J is computed on 48 of the 64 desired examples
+    assert run.desired["x"].shape[0] == 48 and run.validation["x"].shape[0] == 16
+    assert history["selected"].sum() == 1
+
+    corrupt = tmp_path / "corrupt_data"
+    corrupt.mkdir()
+    for split in ("train", "desired"):
+        (corrupt / f"{split}.parquet").write_bytes((data_dir / f"{split}.parquet").read_bytes())
+    test = pd.read_parquet(data_dir / "test.parquet")
+    test["y"] = 1 - test["y"]  # every test label flipped: the test AUCs change completely
+    test.to_parquet(corrupt / "test.parquet")
+    _, corrupted, selected_corrupt = _optimise_with_validation(config, corrupt, tmp_path / "c")
+
+    assert not np.allclose(history["test_auc"], corrupted["test_auc"])
+    pd.testing.assert_series_equal(history["selected"], corrupted["selected"])
+    pd.testing.assert_series_equal(history["validation_auc"], corrupted["validation_auc"])
+    assert torch.equal(selected, selected_corrupt)
+
+
+def test_the_selected_policy_is_the_epoch_with_the_lowest_validation_auc(data_dir, tmp_path):
+    config = merged_config(
+        {"perceptron": {"policy": {"epochs": 6, "step_size": 3.0e-3, "selection": "validation"}}}
+    )
+    _, history, selected = _optimise_with_validation(config, data_dir, tmp_path / "run")
+    best = int(history["validation_auc"].idxmin())
+    assert history["selected"].tolist() == [i == best for i in range(len(history))]
+    if best == 6:
+        assert torch.equal(selected, torch.load(tmp_path / "run" / "epoch0006.pt"))
+    elif best == 0:
+        assert torch.allclose(selected, torch.full_like(selected, 1 / selected.shape[1]))
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overlay", "named"),
+    [
+        ({"perceptron": {"model": {"init": "gaussian"}}}, "perceptron.model.init"),
+        ({"perceptron": {"policy": {"selection": "best"}}}, "perceptron.policy.selection"),
+        (
+            {"transformer": {"policy": {"validation_fraction": 1.5}}},
+            "transformer.policy.validation_fraction",
+        ),
+        ({"perceptron_ablation": {"seeds": [-1]}}, "perceptron_ablation.seeds"),
+        ({"perceptron_ablation": {"variants": ["defualt"]}}, "Did you mean `default`?"),
+        (
+            {"perceptron_ablation": {"definitions": {"x": {"policy": {"step_sise": 1.0}}}}},
+            "unknown setting `perceptron_ablation.definitions.x.policy.step_sise`",
+        ),
+        (
+            {"perceptron_ablation": {"definitions": {"x": {"model": {"init": "normal"}}}}},
+            "perceptron_ablation.definitions.x.model.init",
+        ),
+        ({"perceptron_ablation": {"definitions": {"Bad-Name": {}}}}, "Bad-Name"),
+    ],
+)
+def test_new_settings_reject_bad_values(overlay, named):
+    with pytest.raises(ConfigError) as err:
+        validate_config(merged_config(overlay))
+    assert named in str(err.value)
+
+
+def test_ablation_runs_share_the_main_run_and_name_the_others():
+    config = merged_config(
+        {"perceptron_ablation": {"seeds": [0, 3], "variants": ["default", "k2048", "authors"]}}
+    )
+    validate_config(config)
+    runs = ablation_runs(config)
+    assert [r for *_, r in runs] == [
+        "perceptron",
+        "perceptron-default-s3",
+        "perceptron-k2048-s0",
+        "perceptron-k2048-s3",
+        "perceptron-authors-s0",
+        "perceptron-authors-s3",
+    ]
+    k2048 = run_settings(config, "perceptron-k2048-s3")
+    assert k2048["seed"] == 3 and k2048["data"]["n_desired"] == 2048
+    assert k2048["data_name"] == "perceptron-s3-n_desired2048"
+    assert run_settings(config, "perceptron-default-s3")["data_name"] == "perceptron-s3"
+    authors = run_settings(config, "perceptron-authors-s0")
+    assert authors["model"]["init"] == "uniform"
+    assert authors["policy"]["step_size"] == 1.0e-3 and authors["policy"]["schedule"] == "linear"
+    assert authors["data_name"] == "perceptron"  # the main run's data
+    with pytest.raises(ConfigError, match="unknown run"):
+        run_settings(config, "perceptron-nosuch-s0")
+
+
+def test_a_larger_desired_set_keeps_the_test_set_and_extends_the_desired_one():
+    settings = merged_config()["perceptron"]["data"]
+    small = make_perceptron_data(settings, seed=5)
+    large = make_perceptron_data({**settings, "n_desired": 4 * settings["n_desired"]}, seed=5)
+    pd.testing.assert_frame_equal(small["test"], large["test"])
+    pd.testing.assert_frame_equal(small["train"], large["train"])
+    k = settings["n_desired"]
+    head = large["desired"].iloc[:k].reset_index(drop=True)
+    assert np.array_equal(np.stack(head["x"]), np.stack(small["desired"]["x"]))
+    assert np.array_equal(head["y"], small["desired"]["y"])
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+def _steps(path, test_loss, desired_loss):
+    pd.DataFrame(
+        {"step": np.arange(len(test_loss)), "test_loss": test_loss, "desired_loss": desired_loss}
+    ).to_parquet(path)
+
+
+def test_run_metrics_on_hand_made_curves(tmp_path):
+    t = np.arange(11, dtype=float)
+    conventional = 1.0 / (1.0 + t)  # final loss 1/11
+    fast = 1.0 / (1.0 + 5.0 * t)  # reaches 1/11 at t = 2: AR 5
+    slow = 1.0 / (1.0 + 0.5 * t)  # never reaches 1/11; conventional reaches 1/6 at t = 5: 0.5
+    _steps(tmp_path / "conv.parquet", conventional, conventional)
+    _steps(tmp_path / "last.parquet", slow, fast)
+    _steps(tmp_path / "sel.parquet", fast, fast)
+    pd.DataFrame(
+        {
+            "epoch": [0, 1, 2],
+            "objective": [10.0, 8.0, 6.0],
+            "test_auc": [3.0, 2.0, 2.5],
+            "selected": [False, True, False],
+        }
+    ).to_parquet(tmp_path / "history.parquet")
+    files = AblationRun(
+        "v",
+        0,
+        "perceptron-v-s0",
+        *(
+            str(tmp_path / f)
+            for f in ("conv.parquet", "last.parquet", "sel.parquet", "history.parquet")
+        ),
+    )
+    m = run_metrics(files, steps=10, log_vocab=math.log(2))
+    assert m["test_ar_selected"] == pytest.approx(5.0)
+    assert m["test_ar_last"] == pytest.approx(0.5)
+    assert m["desired_ar"] == pytest.approx(5.0)
+    assert m["j_reduction_pct"] == pytest.approx(40.0)
+    assert m["best_test_epoch"] == 1 and m["selected_epoch"] == 1
+    assert m["test_cr_conventional"] == pytest.approx(10 * math.log(2) / conventional[1:].sum())
+
+    table = variant_table(pd.DataFrame([m, {**m, "seed": 1, "test_ar_last": 1.5}]), ["v"])
+    assert table.loc[0, "test_ar_last_mean"] == pytest.approx(1.0)
+    assert table.loc[0, "test_ar_last_sd"] == pytest.approx(np.std([0.5, 1.5], ddof=1))
+    assert table.loc[0, "seeds"] == 2
+
+
+def test_smoke_ablation_target_writes_table_and_figure(tmp_path):
+    snakemake(tmp_path, "perceptron_ablation", "--configfile", SMOKE)
+    table = pd.read_csv(tmp_path / "results" / "tables" / "perceptron_ablation.csv")
+    runs = pd.read_csv(tmp_path / "results" / "tables" / "perceptron_ablation_runs.csv")
+    assert table["variant"].tolist() == ["default", "validation"]
+    assert table["seeds"].tolist() == [2, 2]
+    assert len(runs) == 4 and set(runs["seed"]) == {0, 1}
+    assert runs["run"].tolist() == [
+        "perceptron",  # the default variant at the main seed is the main run
+        "perceptron-default-s1",
+        "perceptron-validation-s0",
+        "perceptron-validation-s1",
+    ]
+    validation = runs[runs["variant"] == "validation"]
+    assert (tmp_path / "results" / "perceptron-validation-s1" / "policies" / "selected.pt").exists()
+    assert validation["selected_epoch"].between(0, 4).all()
+    markdown = (tmp_path / "results" / "tables" / "perceptron_ablation.md").read_text()
+    assert "5.50" in markdown and "± " in markdown
+    for ext in ("pdf", "png"):
+        assert (tmp_path / "results" / "figures" / f"perceptron_ablation.{ext}").exists()
+    # the ablation is not part of `all`
+    assert not (tmp_path / "results" / "figures" / "figure5a.png").exists()
+
+
+def test_ablation_figure_draws_every_variant_and_the_paper_line(tmp_path):
+    from pipeline.plots.ablation import plot_ablation
+
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame(
+        [
+            {
+                "variant": v,
+                "seed": s,
+                "test_ar_last": rng.uniform(0.8, 1.2),
+                "test_ar_selected": rng.uniform(1.0, 1.3),
+                "desired_ar": rng.uniform(2, 4),
+            }
+            for v in ("a", "b", "c", "d")
+            for s in range(3)
+        ]
+    )
+    fig = plot_ablation(runs, ["a", "b", "c", "d"], [str(tmp_path / "f.png")])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c", "d"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "paper: 5.50× (test set)" in labels
+    assert sum(label.startswith(("test set", "desired set")) for label in labels) == 3
+    assert len(ax.containers) == 3  # one error-bar series per quantity
+    means = np.asarray(ax.containers[2].lines[0].get_ydata(), dtype=float)  # desired set
+    expected = runs.groupby("variant")["desired_ar"].mean().to_numpy()
+    np.testing.assert_allclose(means, expected)
+    assert (tmp_path / "f.png").stat().st_size > 0
