@@ -155,6 +155,11 @@ def coerce_to_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> list[str]
         return value
 
     visit(config, root, [])
+    definitions = config.get("perceptron_ablation", {}).get("definitions", {})
+    if isinstance(definitions, dict):  # partial `perceptron` blocks: typed as that block
+        for name, block in definitions.items():
+            path = ["perceptron_ablation", "definitions", str(name)]
+            visit(block, root["properties"]["perceptron"], path)
     return problems
 
 

@@ -195,12 +195,25 @@ def test_the_selected_policy_is_the_epoch_with_the_lowest_validation_auc(data_di
             "perceptron_ablation.definitions.x.model.init",
         ),
         ({"perceptron_ablation": {"definitions": {"Bad-Name": {}}}}, "Bad-Name"),
+        (
+            {"perceptron_ablation": {"definitions": {"x": {"policy": {"step_size": "fast"}}}}},
+            "`perceptron_ablation.definitions.x.policy.step_size` = 'fast' is not a number",
+        ),
     ],
 )
 def test_new_settings_reject_bad_values(overlay, named):
     with pytest.raises(ConfigError) as err:
         validate_config(merged_config(overlay))
     assert named in str(err.value)
+
+
+def test_variant_values_given_as_strings_take_the_types_of_the_perceptron_block():
+    """--config hands nested values over as strings; variants are typed as `perceptron`."""
+    config = merged_config(
+        {"perceptron_ablation": {"definitions": {"x": {"policy": {"step_size": "5e-6"}}}}}
+    )
+    validate_config(config)
+    assert config["perceptron_ablation"]["definitions"]["x"]["policy"]["step_size"] == 5e-6
 
 
 def test_ablation_runs_share_the_main_run_and_name_the_others():
