@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from pipeline.analysis.metrics import compression_ratio
 from pipeline.experiment import Run
 from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
 from pipeline.policy.simplex import project_to_simplex
+from pipeline.progress import Progress
 from pipeline.training.descent import conventional_weights, descent_step
 
 log = logging.getLogger(__name__)
@@ -123,12 +123,14 @@ def optimize_policy(
             "resuming policy optimisation at epoch %d of %d from %s", epoch, epochs, resume_dir
         )
 
-    bar = tqdm(total=epochs, initial=epoch, desc=f"policy epochs ({run.settings['name']})")
+    progress = Progress(
+        run.settings["name"], {"forward": run.steps, "adjoint": run.steps}, epochs, epoch
+    )
     while True:
         start = time.perf_counter()
         if epoch < epochs:
             result = policy_gradient(
-                run.model, theta0, run.train, run.desired, policy, run.eta, k, test=run.test
+                run.model, theta0, run.train, run.desired, policy, run.eta, k, run.test, progress
             )
             desired_losses, test_losses = result.desired_losses, result.test_losses
         else:  # the last policy: its curves without a gradient
@@ -166,7 +168,7 @@ def optimize_policy(
             row["seconds"],
         )
         epoch += 1
-        bar.update()
+        progress.end_epoch()
         if epoch in policy_paths or epoch == epochs:
             _save_atomic(
                 {
@@ -177,7 +179,7 @@ def optimize_policy(
                 },
                 resume_dir / "state.pt",
             )
-    bar.close()
+    progress.close()
 
     frame = pd.DataFrame(history)
     history_path.parent.mkdir(parents=True, exist_ok=True)
