@@ -129,7 +129,12 @@ def summarize(smk) -> None:
             for stage in smk.params.stages
         }
         summary = summarize_run(
-            settings, steps_paths, smk.input.history, benchmarks, smk.params.log_vocab
+            settings,
+            steps_paths,
+            smk.input.history,
+            benchmarks,
+            smk.params.log_vocab,
+            smk.params.paper_acceleration_ratio,
         )
         Path(smk.output[0]).write_text(json.dumps(summary, indent=2) + "\n")
         log.info(

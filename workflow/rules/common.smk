@@ -22,6 +22,7 @@ from pipeline.config import (
     scaling_sweep_runs,
     validate_config,
 )
+from pipeline.paper import acceleration_ratio_reference
 
 try:
     validate_config(config)
@@ -63,6 +64,11 @@ def steps_dump(run, policy):
 
 def near_optimal(run):
     return policy_names(run)[-1]
+
+
+def paper_acceleration_ratio(run):
+    """The paper's AR paired with a run (Figure 5, or its Table 2 setting) and its source."""
+    return acceleration_ratio_reference(settings(run)["kind"], run, scaling_sweep_runs(config))
 
 
 def data_files(wildcards):
