@@ -22,6 +22,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/scaling_law.smk"
 include: "workflow/rules/learning_law.smk"
+include: "workflow/rules/at_a_glance.smk"  # after every rules file whose outputs it judges
 include: "workflow/rules/bench.smk"  # `snakemake benchmark`, not part of `all`
 
 

@@ -172,3 +172,14 @@ def tinystories_data(smk) -> None:
             smk.params.settings, Path(smk.output.train).parent, smk.params.seed
         )
         log.info("TinyStories data: %s", json.dumps(stats, default=str))
+
+
+def at_a_glance(smk) -> None:
+    from pipeline.analysis.findings import ENTRIES, judge, write_page
+
+    with job(rule_log(smk)):
+        chosen = [entry for entry in ENTRIES if entry.name in smk.params.entries]
+        findings = {entry.name: judge(entry) for entry in chosen}
+        for name, found in findings.items():
+            log.info("%s: %s (%s; paper: %s)", name, found.verdict, found.ours, found.paper)
+        write_page(findings, smk.output.md, smk.output.html, smk.output.json)

@@ -77,4 +77,4 @@ def acceleration_ratio_reference(kind: str, run: str, sweep_runs: list[str]) -> 
         n = row["n_train"].bit_length() - 1
         setting = f"T={row['steps']}, N=2^{n}, V={row['vocab_size']}"
         return {"value": row["AR"], "source": f"Table 2 (Eq. 9), {setting}"}
-    return {"value": ACCELERATION_RATIO[kind], "source": "Figure 5 (measured on the test set)"}
+    return {"value": ACCELERATION_RATIO[kind], "source": "Figure 5, measured on the test set"}
