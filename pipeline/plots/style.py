@@ -70,7 +70,7 @@ def policy_colours(crs: Sequence[float]) -> list:
 
 def data_points(axes: Sequence) -> np.ndarray:
     """Display coordinates of every data point drawn in `axes`: the vertices of lines in data
-    coordinates (segments filled in every 2 px), scatter points, filled areas. Reference lines
+    coordinates (segments filled in every 2 px) and scatter points. Reference lines
     spanning the axes (axhline, axvline) are not data."""
     points = [np.empty((0, 2))]
     for ax in axes:
