@@ -383,3 +383,17 @@ def test_the_checks_catch_a_legend_over_data_and_twin_colours(tmp_path):
         check_colours(fig)
     with pytest.raises(AssertionError, match="gives no unit"):
         check_labels(fig)
+
+
+@pytest.mark.parametrize("limits", [(0.14, 0.68), (4.62, 4.84), (1, 150), (1e-3, 10), (0.9, 12)])
+def test_log_axes_get_at_least_four_tick_labels_whatever_their_span(limits):
+    from pipeline.plots.style import new_figure, readable_log_ticks
+
+    fig, ax = new_figure()
+    ax.plot([1, 2], limits)
+    ax.set_yscale("log")
+    ax.set_ylim(*limits)
+    ax.set_xlabel("step t")
+    ax.set_ylabel("loss [nats]")
+    readable_log_ticks(ax)
+    check_log_ticks(fig)

@@ -169,7 +169,8 @@ class ReadableLogLocator(Locator):
         if low <= 0:
             return LogLocator(base=10).tick_values(max(low, 1e-300), high)
         if high / low < 10:
-            ticks = MaxNLocator(nbins=self.count, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+            round_numbers = MaxNLocator(nbins=self.count, steps=[1, 2, 2.5, 5, 10], min_n_ticks=4)
+            ticks = round_numbers.tick_values(low, high)
         elif high / low < 1000:
             ticks = LogLocator(base=10, subs=(1.0, 2.0, 5.0)).tick_values(low, high)
         else:
