@@ -70,7 +70,9 @@ class Progress:
         self._redirect = None
         steps = " + ".join(f"{n} {phase}" for phase, n in self.phases.items())
         what = f"{epochs - first_epoch} {unit}s of " if epochs > 1 else ""
-        log.info("%s: %s%s steps; a progress line every %s", name, what, steps, duration(interval))
+        log.info(
+            "%s: %s%s steps; a progress line every %s", name, what, steps, duration(self.interval)
+        )
 
     # -- the loops' calls ------------------------------------------------------------------------
     def start(self, phase: str, total: int | None = None) -> None:

@@ -134,6 +134,10 @@ def test_the_optimisation_log_gets_clean_progress_lines(tmp_path, monkeypatch):
     )
     text = log.read_text()
     assert "\r" not in text
+    assert (
+        "perceptron: 2 policy epochs of 6 forward + 6 adjoint steps; a progress line every 0s"
+        in text
+    )
     for epoch in (0, 1):
         for phase in ("forward", "adjoint"):
             assert re.search(
