@@ -326,7 +326,7 @@ def scaling_sweep_runs(config: dict) -> list[str]:
 
 def run_names(config: dict) -> list[str]:
     """The runs of `rule all`: the paper's two, step-size variants, the sweep."""
-    names = list(config["experiments"])
+    names = [e for e in config["experiments"] if e in ("perceptron", "transformer")]
     if "transformer" in names:
         sweep = config["transformer"]["policy"].get("step_size_sweep", [])
         names += [f"transformer-eps{_format_number(eps)}" for eps in sweep]

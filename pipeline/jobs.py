@@ -160,7 +160,12 @@ def summarize(smk) -> None:
             for stage in smk.params.stages
         }
         summary = summarize_run(
-            settings, steps_paths, smk.input.history, benchmarks, smk.params.log_vocab
+            settings,
+            steps_paths,
+            smk.input.history,
+            benchmarks,
+            smk.params.log_vocab,
+            smk.params.paper_acceleration_ratio,
         )
         Path(smk.output[0]).write_text(json.dumps(summary, indent=2) + "\n")
         log.info(
@@ -198,3 +203,14 @@ def tinystories_data(smk) -> None:
             smk.params.settings, Path(smk.output.train).parent, smk.params.seed
         )
         log.info("TinyStories data: %s", json.dumps(stats, default=str))
+
+
+def at_a_glance(smk) -> None:
+    from pipeline.analysis.findings import ENTRIES, judge, write_page
+
+    with job(rule_log(smk)):
+        chosen = [entry for entry in ENTRIES if entry.name in smk.params.entries]
+        findings = {entry.name: judge(entry) for entry in chosen}
+        for name, found in findings.items():
+            log.info("%s: %s (%s; paper: %s)", name, found.verdict, found.ours, found.paper)
+        write_page(findings, smk.output.md, smk.output.html, smk.output.json)

@@ -2,8 +2,9 @@
 
 A fresh virtual environment from the README's install command; its snakemake then runs the smoke
 preset to the figures through profiles/slurm on a single-node SLURM cluster that .ci/slurm.sh
-brings up on this machine (root and apt-get needed: CI has both). Without them, the fresh
-environment runs the smoke preset locally instead. Slow (minutes): `pytest -m "not slow"` skips.
+brings up on this machine (root and apt-get needed: CI has both; skipped without them). The same
+fresh environment runs the whole smoke preset locally and builds the report, as the README says.
+Slow (minutes): `pytest -m "not slow"` skips.
 """
 
 from __future__ import annotations
@@ -81,19 +82,24 @@ def test_fresh_install_runs_the_smoke_preset_through_slurm(fresh_venv, capsys):
     assert "OK: " in output
 
 
-def test_fresh_install_runs_the_smoke_preset_locally(fresh_venv, tmp_path):
-    if cluster_unavailable() is None:
-        pytest.skip("covered by the SLURM run of the fresh environment")
+def test_fresh_install_runs_the_smoke_preset_and_builds_the_report(fresh_venv, tmp_path):
+    """The README's install (no test extra), then exactly `snakemake --cores all --configfile
+    workflow/presets/smoke.yaml` and the README's report command with the same preset."""
     overlay = tmp_path / "stories.yaml"
     overlay.write_text(
         yaml.safe_dump({"transformer": {"data": {"local_files": [str(SHARED_STORIES)]}}})
     )
-    result = subprocess.run(
-        [str(fresh_venv / "bin" / "snakemake"), "--cores", "2", *FIGURES,
-         "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", SMOKE, str(overlay)],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-5000:]
+    where = ["-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path)]
+    snakemake = str(fresh_venv / "bin" / "snakemake")
+    for args in (
+        ["--cores", "all", "--configfile", SMOKE, str(overlay)],
+        ["--report", "results/report.html", "--configfile", SMOKE, str(overlay)],
+    ):
+        result = subprocess.run(
+            [snakemake, *args, *where], capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, f"snakemake {' '.join(args)}:\n{result.stderr[-5000:]}"
     for figure in FIGURES:
         assert (tmp_path / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
+    html = (tmp_path / "results" / "report.html").read_text()
+    assert "figure5b.png" in html and "at_a_glance.html" in html

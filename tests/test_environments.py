@@ -76,8 +76,9 @@ def workflow_rules(tmp_path: Path, *configfiles: str) -> dict:
 
 
 def requirement_name(spec: str) -> tuple[str, str]:
-    """('pandas', '>=2.1') from 'pandas>=2.1' (a PyPI or a conda spec)."""
-    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*$", spec.split("#")[0])
+    """('pandas', '>=2.1') from 'pandas>=2.1' (a PyPI or a conda spec; extras such as
+    `snakemake[reports]` dropped)."""
+    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*(.*?)\s*$", spec.split("#")[0])
     return match.group(1).lower(), match.group(2).replace(" ", "")
 
 

@@ -143,6 +143,30 @@ def test_table2_pairs_settings_with_the_papers_by_position():
     assert numbers["dB_over_B"][0] == pytest.approx(1 - 5e3 / 3e4, rel=0.02)
 
 
+def test_the_main_run_faces_the_papers_main_setting_and_summaries_agree_with_table2():
+    smoke = merged_config()  # sweep: T=10 (a run of its own), then the main run
+    runs = scaling_sweep_runs(smoke)
+    assert runs == ["transformer-T10-N32-V96", "transformer"]
+    assert paper.table2_pairing(runs) == paper.TABLE2[1:3]  # 2K beside T=10, 4K beside main
+    slow = steps_frame(power_law_curve("conventional", B=3e4, beta=0.3, L0=0.8))
+    fast = steps_frame(power_law_curve("near-optimal", B=5e3, beta=0.36, L0=0.8))
+    comparisons = [compare_policies(slow, fast, SEARCH)] * 2
+    numbers, _ = table2(comparisons, smoke["transformer"]["scaling_sweep"], runs)
+    for run, paired in zip(runs, numbers["paper_AR_eq9"], strict=True):
+        reference = paper.acceleration_ratio_reference("transformer", run, runs)
+        assert reference["value"] == paired  # the summary's number is table2's
+    assert paper.acceleration_ratio_reference("transformer", runs[0], runs) == {
+        "value": 2.31,
+        "source": "Table 2 (Eq. 9), T=2000, N=2^13, V=4500",
+    }
+    assert paper.acceleration_ratio_reference("transformer", "transformer", runs)["value"] == 2.41
+    assert paper.acceleration_ratio_reference("perceptron", "perceptron", runs)["value"] == 5.50
+    # The default sweep has the main run third: by position.
+    default = ["transformer-T50-N64-V512", "transformer-T100-N128-V768", "transformer"]
+    assert [row["AR"] for row in paper.table2_pairing(default)] == [2.16, 2.31, 2.41]
+    assert paper.table2_pairing(["a", "b", "c", "d", "e"])[4] is None
+
+
 def test_sweep_entries_set_their_own_policy_epochs():
     config = merged_config(
         {
@@ -203,7 +227,8 @@ def test_smoke_dag_builds_tables_and_figure11(smoke_run):
 
     t2 = pd.read_csv(tables / "table2.csv")
     assert list(t2["run"]) == ["transformer-T10-N32-V96", "transformer"]
-    assert list(t2["T"]) == [10, 20] and list(t2["paper_T"]) == [1000, 2000]
+    assert list(t2["T"]) == [10, 20]
+    assert list(t2["paper_T"]) == [2000, 4000]  # the main run faces the paper's main setting
     assert t2["note"].isna().all()
     assert (t2[["r2_conventional", "r2_near_optimal"]] > 0.9).all().all()
     # the sweep row of the main run is Table 1's fit

@@ -408,12 +408,13 @@ def _with_direction(change: float) -> str:
 def table2(
     comparisons: Sequence[Comparison], entries: Sequence[dict], runs: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Table 2: per (T, N, V) setting of the sweep, ours and the paper's setting at the same
-    position of its sweep (NaN past the paper's four): (numbers, formatted for Markdown)."""
+    """Table 2: per (T, N, V) setting of the sweep, ours and the paper's setting paired with it
+    by `paper.table2_pairing` (NaN where there is none): (numbers, formatted for Markdown)."""
     records = []
+    pairing = paper.table2_pairing(list(runs))
     for i, (comparison, entry, run) in enumerate(zip(comparisons, entries, runs, strict=True)):
         conv, opt = comparison.conventional, comparison.near_optimal
-        ref = paper.TABLE2[i] if i < len(paper.TABLE2) else {}
+        ref = pairing[i] or {}
         records.append(
             {
                 "setting": i + 1,

@@ -84,8 +84,9 @@ def table2_job(smk) -> None:
         header = (
             "# Table 2: scaling-law improvements over training length T and data size N\n\n"
             "Each row is one setting of `transformer.scaling_sweep` (the vocabulary V grows with "
-            "N); the paper's columns are the paper's setting at the same position of its sweep, "
-            "at its own scale. |ΔB/B| and |Δβ/β| compare near-optimal with conventional "
+            "N); the paper's columns are the paper's setting paired with it (our main run faces "
+            "the paper's main setting, T = 4K; the others keep their order around it), at its "
+            "own scale. |ΔB/B| and |Δβ/β| compare near-optimal with conventional "
             "learning (↓ / ↑: the near-optimal coefficient is lower / higher; the paper's "
             "improvements are B ↓, β ↑); AR from Eq. 9 (the fits) and measured (the curves)."
         )

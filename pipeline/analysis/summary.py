@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import paper
 from pipeline.analysis.metrics import acceleration_ratio, compression_ratio
 from pipeline.results import read_pipeline_parquet
 
@@ -24,8 +23,11 @@ def summarize_run(
     history_path: str,
     benchmarks: dict[str, list[str]],
     log_vocab: float,
+    paper_acceleration_ratio: dict,
 ) -> dict:
-    """The summary of one run; `steps_paths` maps policy names (conventional first) to dumps."""
+    """The summary of one run; `steps_paths` maps policy names (conventional first) to dumps;
+    `paper_acceleration_ratio` is the paper's AR paired with the run and its source
+    (`pipeline.paper.acceleration_ratio_reference`)."""
     steps = settings["train"]["steps"]
     frames = {
         name: read_pipeline_parquet(path, STEPS_COLUMNS).to_pandas()
@@ -50,7 +52,6 @@ def summarize_run(
         history["selected"] = read_pipeline_parquet(history_path, ["selected"]).to_pandas()[
             "selected"
         ]
-    paper_ar = paper.ACCELERATION_RATIO.get(settings["kind"])
     return {
         "run": settings["name"],
         "T": steps,
@@ -71,7 +72,8 @@ def summarize_run(
             else history["epoch"].iloc[-1]
         ),
         "acceleration_ratio": acceleration_ratio(curves["conventional"], curves[near_optimal]),
-        "paper_acceleration_ratio": paper_ar,
+        "paper_acceleration_ratio": paper_acceleration_ratio["value"],
+        "paper_acceleration_ratio_source": paper_acceleration_ratio["source"],
         # the same on the desired set, which policy optimisation sees (the gap is over-fitting)
         "acceleration_ratio_desired": acceleration_ratio(
             frames["conventional"]["desired_loss"].to_numpy(),

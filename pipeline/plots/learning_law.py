@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
 from pipeline.analysis.learning_law import SimCrFit, sim_cr_curve
@@ -17,6 +18,8 @@ from pipeline.plots.style import (
     NEAR_OPTIMAL,
     cr_colorbar,
     new_figure,
+    place_legend,
+    policy_colours,
     save_figure,
 )
 from pipeline.plots.training import run_title
@@ -50,35 +53,50 @@ def _role_labels(policies: pd.Series) -> dict[str, str]:
     return {names[0]: "conventional", names[-1]: f"near-optimal ({names[-1]})"}
 
 
-def plot_sim_per_step(per_step_path: str | Path, settings: dict, outputs: Sequence[str]) -> None:
-    """Figure 6: SIM_t against L_tst(θ_t) (t ≥ 1), one line per policy coloured by its CR."""
+def _drawn_policies(crs: pd.Series, count: int = 5) -> list[tuple[str, str, tuple]]:
+    """(policy, legend label with its CR, colour) of the conventional policy and up to `count`
+    evenly spaced later ones (the last included), in order of CR: one distinct colour each,
+    dark for low CR to yellow for high, so that lines can be told apart and read as CR."""
+    chosen = along_optimisation(list(crs.index), count)
+    roles = _role_labels(crs)
+    colours = policy_colours([crs[p] for p in chosen])
+    drawn = [
+        (p, f"{roles.get(p, p)}, CR {crs[p]:.4g}", colour)
+        for p, colour in zip(chosen, colours, strict=True)
+    ]
+    return sorted(drawn, key=lambda item: crs[item[0]])
+
+
+def plot_sim_per_step(per_step_path: str | Path, settings: dict, outputs: Sequence[str]):
+    """Figure 6: SIM_t against L_tst(θ_t) (t ≥ 1) for the conventional policy and up to five
+    later ones, one distinct colour each in order of CR (the legend lists them by CR)."""
     frame = pd.read_parquet(per_step_path)
     crs = _policy_crs(frame)
-    labels = _role_labels(crs)
     frame = frame[(frame["step"] >= 1) & np.isfinite(frame["sim"])]
-    fig, ax = new_figure(6.0, 4.0)
-    colour = cr_colorbar(fig, ax, crs.min(), crs.max())
-    for policy, cr in crs.items():
+    fig, ax = new_figure(6.0, 4.2)
+    for policy, label, colour in _drawn_policies(crs):  # higher CR drawn on top
         rows = frame[frame["policy"] == policy].sort_values("step")
         ax.plot(
             rows["test_loss"],
             rows["sim"],
-            color=colour(cr),
-            lw=2.2 if policy in labels else 1.2,
+            color=colour,
+            lw=1.8,
             ls="--" if policy == crs.index[0] else "-",
-            marker="o" if len(rows) <= 25 else None,
-            ms=3,
-            label=labels.get(policy),
+            marker="o" if len(rows) <= 40 else None,
+            ms=3.5,
+            label=label,
         )
     losses = frame["test_loss"]
     if len(losses) and losses.max() > 10 * losses.min() > 0:
         ax.set_xscale("log")
     ax.invert_xaxis()  # training moves to lower loss: left to right
     ax.set_xlabel("test loss L$^{tst}$(θ$_t$) [nats]  (training proceeds →)")
-    ax.set_ylabel("SIM$_t$ = $\\overline{CT}_t$ / s$_t$")
+    ax.set_ylabel("SIM$_t$ = $\\overline{CT}_t$ / s$_t$ (a ratio)")
     ax.set_title(run_title(settings))
-    ax.legend(loc="best", fontsize=9)
-    save_figure(fig, outputs)
+    handles, labels = ax.get_legend_handles_labels()  # highest CR first
+    place_legend(ax, handles[::-1], labels[::-1], fontsize=8, title="policy (by CR)",
+                 title_fontsize=8)  # fmt: skip
+    return save_figure(fig, outputs)
 
 
 def _fit_label(fit: SimCrFit) -> str:
@@ -95,7 +113,7 @@ def plot_sim_cr(
     settings: dict,
     outputs: Sequence[str],
     paper_style: bool = False,
-) -> None:
+):
     """Figure 7 (Figure 3b with `paper_style`): SIM against CR per policy, with the fit of
     SIM = c·ln(a / (b − CR)) and its asymptote CR = b, where SIM → +∞."""
     policies = pd.read_csv(policies_path).sort_values("epoch")
@@ -144,20 +162,23 @@ def plot_sim_cr(
         if len(cr):
             ax.set_xlim(cr.min() - pad_x, cr.max() + pad_x)
             ax.set_ylim(sim.min() - 1.5 * pad_y, sim.max() + pad_y)
-    ax.set_xlabel("Compression Ratio (CR)" if paper_style else "compression ratio CR (test set)")
-    ax.set_ylabel("SIM" if paper_style else "SIM = mean$_t$ SIM$_t$")
+    ax.set_xlabel(
+        "Compression Ratio (CR)" if paper_style else "compression ratio CR (test set, a ratio)"
+    )
+    ax.set_ylabel("SIM" if paper_style else "SIM = mean$_t$ SIM$_t$ (a ratio)")
     ax.set_title(
         "Learning Law: SIM → +∞ as learning approaches the optimum"
         if paper_style
         else run_title(settings),
         fontsize=10 if paper_style else None,
     )
-    ax.legend(loc="upper left" if fit.ok else "best", fontsize=8)
-    save_figure(fig, outputs)
+    place_legend(ax, fontsize=8)
+    return save_figure(fig, outputs)
 
 
-def plot_property41(policies_path: str | Path, settings: dict, outputs: Sequence[str]) -> None:
-    """Figure 8: per policy, the share of (t, n) with CT_{t,n} ≤ 0 that get γ_{t,n} = 0."""
+def plot_property41(policies_path: str | Path, settings: dict, outputs: Sequence[str]):
+    """Figure 8: per policy, the share of (t, n) with CT_{t,n} ≤ 0 that get γ_{t,n} = 0; the
+    conventional and near-optimal policies ringed, their shares in the legend."""
     policies = pd.read_csv(policies_path).sort_values("epoch")
     fig, ax = new_figure()
     colour = cr_colorbar(fig, ax, policies["cr"].min(), policies["cr"].max())
@@ -171,23 +192,30 @@ def plot_property41(policies_path: str | Path, settings: dict, outputs: Sequence
         edgecolor="0.2",
         zorder=2,
     )
-    for role, row in (("conventional", policies.iloc[0]), ("near-optimal", policies.iloc[-1])):
+    for role, row, ring in (
+        ("conventional", policies.iloc[0], CONVENTIONAL),
+        (f"near-optimal ({policies.iloc[-1]['policy']})", policies.iloc[-1], NEAR_OPTIMAL),
+    ):
         if np.isfinite(row["property41_fraction"]):
-            ax.annotate(
-                f"{role}: {100 * row['property41_fraction']:.1f}%",
-                (row["cr"], 100 * row["property41_fraction"]),
-                xytext=(0, 12),
-                textcoords="offset points",
-                ha="right" if role == "near-optimal" else "left",
-                fontsize=9,
+            ax.scatter(
+                row["cr"],
+                100 * row["property41_fraction"],
+                s=140,
+                facecolor="none",
+                edgecolor=ring,
+                lw=2,
+                zorder=3,
+                label=f"{role}: {100 * row['property41_fraction']:.1f}%",
             )
     if shown.empty:
         _note(ax, "no example has CT$_{t,n}$ ≤ 0 at the dumped steps")
     ax.set_ylim(-5, 105)
-    ax.set_xlabel("compression ratio CR (test set)")
+    ax.set_xlabel("compression ratio CR (test set, a ratio)")
     ax.set_ylabel("zero-weight share of CT ≤ 0 [%]")
     ax.set_title(run_title(settings))
-    save_figure(fig, outputs)
+    if not shown.empty:
+        place_legend(ax, fontsize=9)
+    return save_figure(fig, outputs)
 
 
 def _weighted_cdf(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,31 +230,26 @@ def plot_property42(
     settings: dict,
     loss_threshold: float,
     outputs: Sequence[str],
-) -> None:
+):
     """Figure 9: CDF of γ_{t,n} / max_m γ_{t,m} over the perfectly learned (t, n), whose loss is
-    below `loss_threshold`; one line per policy coloured by CR (steps weighted as in SIM)."""
+    below `loss_threshold`, for the conventional policy and up to five later ones (one distinct
+    colour each in order of CR; steps weighted as in SIM)."""
     learned = pd.read_parquet(property42_path)
     policies = pd.read_csv(policies_path).sort_values("epoch").set_index("policy")
-    fig, ax = new_figure(6.0, 4.0)
-    colour = cr_colorbar(fig, ax, policies["cr"].min(), policies["cr"].max())
-    labels = _role_labels(policies["cr"])
-    for policy, cr in policies["cr"].items():
+    crs = policies["cr"][[p for p in policies.index if p in set(learned["policy"])]]
+    fig, ax = new_figure(6.0, 4.2)
+    for policy, label, colour in _drawn_policies(crs) if len(crs) else []:
         rows = learned[learned["policy"] == policy]
-        if rows.empty:
-            continue
         relative, weight = rows["relative_weight"].to_numpy(), rows["step_weight"].to_numpy()
         x, y = _weighted_cdf(relative, weight)
-        label = labels.get(policy)
-        if label and policy == policies.index[-1]:
-            below = weight[relative < 0.2].sum() / weight.sum()
-            label += f": {100 * below:.0f}% below 0.2"
+        below = weight[relative < 0.2].sum() / weight.sum()
         ax.step(
             np.r_[0, x],
             np.r_[0, y],
             where="post",
-            color=colour(cr),
+            color=colour,
             lw=2,
-            label=label,
+            label=f"{label}: {100 * below:.0f}% below 0.2",
             ls="--" if policy == policies.index[0] else "-",
         )
     ax.axvline(0.2, color="0.5", ls=":", lw=1)
@@ -240,12 +263,13 @@ def plot_property42(
             f"(smallest per-example loss: {smallest:.3g} nats).\n"
             "Relax `learning_law.perfectly_learned_loss` to see the distribution.",
         )
-    else:
-        ax.legend(loc="lower right", fontsize=9)
-    ax.set_xlabel("γ$_{t,n}$ / max$_m$ γ$_{t,m}$")
-    ax.set_ylabel(f"CDF over (t, n) with l < {loss_threshold:g}")
+    ax.set_xlabel("γ$_{t,n}$ / max$_m$ γ$_{t,m}$ (a ratio)")
+    ax.set_ylabel(f"CDF over (t, n) with l < {loss_threshold:g} nats")
     ax.set_title(run_title(settings))
-    save_figure(fig, outputs)
+    if not learned.empty:
+        handles, labels = ax.get_legend_handles_labels()  # highest CR first
+        place_legend(ax, handles[::-1], labels[::-1], fontsize=8, headroom=False)
+    return save_figure(fig, outputs)
 
 
 def _cell_edges(steps: np.ndarray) -> np.ndarray:
@@ -260,7 +284,7 @@ def plot_property43(
     max_step: int,
     sample_size: int,
     outputs: Sequence[str],
-) -> None:
+):
     """Figure 10: γ_{t,n}·N over t for examples sampled among those with CT_{t,n} > 0 at every
     dumped step shown (near-optimal policy); rows sorted by their mean weight."""
     sample = pd.read_parquet(sample_path)
@@ -275,22 +299,26 @@ def plot_property43(
         grid = grid.loc[grid.mean(axis=1).sort_values(ascending=False).index]
         steps = grid.columns.to_numpy()
         values = grid.to_numpy()
-        top = float(np.quantile(values, 0.99)) if values.size else 1.0
+        top = max(float(np.quantile(values, 0.99)) if values.size else 1.0, 1e-12)
+        # γ = 0 exactly is white (below the smallest colour); any weight above 0 is coloured
+        cmap = colormaps["magma_r"].with_extremes(under="white")
         mesh = ax.pcolormesh(
             _cell_edges(steps),
             np.arange(values.shape[0] + 1),
             values,
-            cmap="magma_r",
-            vmin=0.0,
-            vmax=max(top, 1e-12),
+            cmap=cmap,
+            vmin=min(1e-9 * top, 1e-9),
+            vmax=top,
             shading="flat",
             rasterized=True,
         )
-        fig.colorbar(mesh, ax=ax, label="γ$_{t,n}$ · N  (1 = conventional 1/N)", extend="max")
+        fig.colorbar(
+            mesh, ax=ax, label="γ$_{t,n}$ · N  (1 = conventional 1/N; white: 0)", extend="both"
+        )
         ax.invert_yaxis()
-        ax.set_ylabel(f"training examples ({len(grid)} sampled,\nat most {sample_size}), by mean γ")
+        drawn = f"all {len(grid)}" if len(grid) < sample_size else f"{len(grid)} sampled"
+        ax.set_ylabel(f"training examples with CT > 0\n({drawn}), by mean γ")
         ax.set_xlabel("training step t")
-        ax.grid(False)
         zero = float((values == 0).mean())
         policy = sample["policy"].iloc[0]
         ax.set_title(
@@ -298,7 +326,7 @@ def plot_property43(
             f"{100 * zero:.0f}% of cells γ = 0",
             fontsize=10,
         )
-    save_figure(fig, outputs)
+    return save_figure(fig, outputs)
 
 
 def along_optimisation(policies: Sequence[str], count: int = 4) -> list[str]:
@@ -311,24 +339,22 @@ def along_optimisation(policies: Sequence[str], count: int = 4) -> list[str]:
     return [policies[0]] + [later[i] for i in picks]
 
 
-def plot_perturbed_weight(table_path: str | Path, settings: dict, outputs: Sequence[str]) -> None:
+def plot_perturbed_weight(table_path: str | Path, settings: dict, outputs: Sequence[str]):
     """Share of the weight on perturbed examples, and the zero-weight fraction of perturbed vs
-    clean examples, over training, for policies along the optimisation."""
+    clean examples, over training, for policies along the optimisation (one distinct colour
+    each, in order of CR)."""
     table = pd.read_csv(table_path)
     crs = _policy_crs(table)
-    chosen = along_optimisation(list(crs.index))
-    labels = _role_labels(crs)
-    fig, (share_ax, zero_ax) = new_figure(11.0, 4.0, ncols=2, layout="constrained")
-    colour = cr_colorbar(fig, [share_ax, zero_ax], crs.min(), crs.max())
-    for policy in chosen:
+    fig, (share_ax, zero_ax) = new_figure(11.0, 4.2, ncols=2, layout="constrained")
+    for policy, label, colour in _drawn_policies(crs, count=4):
         rows = table[table["policy"] == policy].sort_values("step")
-        c = colour(crs[policy])
-        label = labels.get(policy, policy)
         share_ax.plot(
-            rows["step"], 100 * rows["perturbed_weight_share"], color=c, lw=2, label=label
+            rows["step"], 100 * rows["perturbed_weight_share"], color=colour, lw=2, label=label
         )
-        zero_ax.plot(rows["step"], 100 * rows["perturbed_zero_weight_fraction"], color=c, lw=2)
-        zero_ax.plot(rows["step"], 100 * rows["clean_zero_weight_fraction"], color=c, lw=2, ls="--")
+        zero_ax.plot(rows["step"], 100 * rows["perturbed_zero_weight_fraction"], color=colour, lw=2)
+        zero_ax.plot(
+            rows["step"], 100 * rows["clean_zero_weight_fraction"], color=colour, lw=2, ls="--"
+        )
     share_ax.axhline(
         100 * table["perturbed_example_fraction"].iloc[0],
         color="0.4",
@@ -339,16 +365,18 @@ def plot_perturbed_weight(table_path: str | Path, settings: dict, outputs: Seque
     share_ax.set_ylabel("Σ γ$_{t,n}$ over perturbed n [%]")
     share_ax.set_title("weight on perturbed examples")
     zero_ax.set_ylabel("examples with γ$_{t,n}$ = 0 [%]")
-    zero_ax.set_title("zero-weight examples, perturbed vs clean")
-    zero_ax.legend(
-        [Line2D([], [], color="0.2", lw=2), Line2D([], [], color="0.2", lw=2, ls="--")],
-        ["perturbed", "clean"],
-        loc="best",
-        fontsize=9,
-    )
+    zero_ax.set_title("zero-weight examples, perturbed (solid) vs clean (dashed)")
     for ax in (share_ax, zero_ax):
         ax.set_xlabel("training step t")
         ax.title.set_fontsize(10)
-    share_ax.legend(loc="best", fontsize=8)
+    place_legend(
+        zero_ax,
+        [Line2D([], [], color="0.2", lw=2), Line2D([], [], color="0.2", lw=2, ls="--")],
+        ["perturbed", "clean"],
+        fontsize=9,
+    )
+    handles, labels = share_ax.get_legend_handles_labels()
+    order = [*range(len(handles) - 2, -1, -1), len(handles) - 1]  # highest CR first, then data
+    place_legend(share_ax, [handles[i] for i in order], [labels[i] for i in order], fontsize=8)
     fig.suptitle(run_title(settings), fontweight="bold")
-    save_figure(fig, outputs)
+    return save_figure(fig, outputs)

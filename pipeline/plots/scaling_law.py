@@ -6,11 +6,16 @@ import textwrap
 from collections.abc import Sequence
 
 from matplotlib.colors import to_rgb
-from matplotlib.ticker import LogFormatter
 
 from pipeline import paper
 from pipeline.analysis.scaling_law import Comparison, Curve
-from pipeline.plots.style import CONVENTIONAL, NEAR_OPTIMAL, new_figure, save_figure
+from pipeline.plots.style import (
+    CONVENTIONAL,
+    NEAR_OPTIMAL,
+    new_figure,
+    readable_log_ticks,
+    save_figure,
+)
 from pipeline.plots.training import run_title
 
 
@@ -22,12 +27,12 @@ def _darker(colour: str, factor: float = 0.55) -> tuple[float, float, float]:
 
 def plot_scaling_law(
     curves: Sequence[Curve], comparison: Comparison, settings: dict, outputs: Sequence[str]
-) -> None:
+):
     """Figure 11: L_tst(θ_t) − L0 against t (solid), the fits (B/t)^β for t > t0 (dashed)
     with r² in the legend, t0 marked; without a fit, the raw curves and the reason."""
     fits = [comparison.conventional, comparison.near_optimal]
     L0 = fits[0].L0 if comparison.fitted else 0.0
-    fig, ax = new_figure(5.8, 4.2)
+    fig, ax = new_figure(5.8, 5.2, layout="constrained")  # room for the legend below
     for curve, fit, colour in zip(curves, fits, [CONVENTIONAL, NEAR_OPTIMAL], strict=True):
         t, loss = curve.after(0)
         above = loss > L0
@@ -61,12 +66,11 @@ def plot_scaling_law(
         )
     else:
         text = textwrap.fill(comparison.note, 80)
-    for axis in (ax.xaxis, ax.yaxis):  # plain numbers (3, 4, 10, 20), not 4×10⁰
-        axis.set_major_formatter(LogFormatter(minor_thresholds=(2, 0.4)))
-        axis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.4)))
+    for which in ("x", "y"):  # plain numbers (3, 4, 10, 20), not 4×10⁰, at least four of them
+        readable_log_ticks(ax, which)
     ax.legend(
         loc="upper center",
-        bbox_to_anchor=(0.5, -0.16),
+        bbox_to_anchor=(0.5, -0.14),
         ncol=2,
         fontsize=8.5,
         title=text,
@@ -74,4 +78,4 @@ def plot_scaling_law(
         frameon=True,
     )
     ax.set_title(f"Scaling law, {run_title(settings)}")
-    save_figure(fig, outputs)
+    return save_figure(fig, outputs)

@@ -9,7 +9,14 @@ import pandas as pd
 
 from pipeline import paper
 from pipeline.analysis.metrics import acceleration_ratio
-from pipeline.plots.style import CONVENTIONAL, NEAR_OPTIMAL, new_figure, save_figure
+from pipeline.plots.style import (
+    CONVENTIONAL,
+    NEAR_OPTIMAL,
+    new_figure,
+    place_legend,
+    readable_log_ticks,
+    save_figure,
+)
 
 TITLES = {"perceptron": "Perceptron linear classification", "transformer": "Transformer LM"}
 
@@ -20,7 +27,7 @@ def run_title(settings: dict) -> str:
     return f"{TITLES[kind]} (T={settings['train']['steps']}, N={settings['data']['n_train']})"
 
 
-def plot_policy_optimization(history_path: str, settings: dict, outputs: Sequence[str]) -> None:
+def plot_policy_optimization(history_path: str, settings: dict, outputs: Sequence[str]):
     """Figure 4: J(γ) (solid) and the test compression ratio (dashed) per policy epoch."""
     history = pd.read_parquet(history_path)
     fig, ax = new_figure()
@@ -32,7 +39,7 @@ def plot_policy_optimization(history_path: str, settings: dict, outputs: Sequenc
         label="J(γ): desired-loss AUC",
     )
     ax.set_xlabel("policy-optimisation epoch")
-    ax.set_ylabel("J(γ) = Σ$_t$ L$^{dsr}$(θ$_t$)")
+    ax.set_ylabel("J(γ) = Σ$_t$ L$^{dsr}$(θ$_t$) [nats]")
     twin = ax.twinx()
     twin.plot(
         history["epoch"],
@@ -42,12 +49,13 @@ def plot_policy_optimization(history_path: str, settings: dict, outputs: Sequenc
         ls="--",
         label="CR (test set)",
     )
-    twin.set_ylabel("compression ratio (test set)")
+    twin.set_ylabel("compression ratio CR (test set, a ratio)")
     twin.grid(False)
-    lines = ax.get_lines() + twin.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     ax.set_title(run_title(settings))
-    save_figure(fig, outputs)
+    lines = ax.get_lines() + twin.get_lines()
+    # on the twin, which is drawn last: the lines of both axes stay clear of it
+    place_legend(twin, lines, [line.get_label() for line in lines], data_axes=[ax, twin])
+    return save_figure(fig, outputs)
 
 
 def plot_loss_curves(
@@ -56,7 +64,7 @@ def plot_loss_curves(
     settings: dict,
     outputs: Sequence[str],
     paper_style: bool = False,
-) -> None:
+):
     """Figure 5 (Figure 2 with `paper_style`): test loss, conventional vs near-optimal, AR."""
     conv = pd.read_parquet(conventional_path)
     opt = pd.read_parquet(optimized_path)
@@ -94,16 +102,14 @@ def plot_loss_curves(
             f"paper: {paper_ratio:.2f}× (Fig. 5, test set)"
         )
     )
-    if paper_style:  # the paper's Figure 2 writes its speed-up inside the axes
-        ax.text(0.97, 0.55, text, transform=ax.transAxes, ha="right", va="center")
     ax.set_xlabel("Training Steps" if paper_style else "training step t")
-    ax.set_ylabel("Loss" if paper_style else "test loss L$^{tst}$(θ$_t$) [nats]")
+    ax.set_ylabel("Test Loss [nats]" if paper_style else "test loss L$^{tst}$(θ$_t$) [nats]")
     if settings["kind"] == "perceptron":
         ax.set_yscale("log")
+        readable_log_ticks(ax)
     if not paper_style:
         ax.set_title(run_title(settings))
-    if paper_style:
-        ax.legend(loc="upper right")
-    else:  # the ratios head the legend, placed where it hides the least of the curves
-        ax.legend(loc="best", title=text, title_fontsize="small", alignment="left")
-    save_figure(fig, outputs)
+    # the ratios head the legend, placed where it covers no curve
+    size = "medium" if paper_style else "small"
+    place_legend(ax, title=text, title_fontsize=size, alignment="left")
+    return save_figure(fig, outputs)

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from pipeline.models.base import Batch, LossModel
+from pipeline.progress import SILENT, Progress
 from pipeline.training.descent import check_finite_steps
 
 
@@ -54,10 +54,11 @@ def policy_gradient(
     eta: float,
     checkpoint_every: int = 1,
     test: Batch | None = None,
-    progress: bool = False,
+    progress: Progress = SILENT,
     validation: Batch | None = None,
 ) -> PolicyGradient:
-    """J(γ) and ∂J/∂γ for the policy γ (T × N), by one forward and one adjoint pass."""
+    """J(γ) and ∂J/∂γ for the policy γ (T × N), by one forward and one adjoint pass; `progress`
+    counts the steps of both."""
     steps = policy.shape[0]
     k = min(max(1, checkpoint_every), steps)
 
@@ -66,7 +67,7 @@ def policy_gradient(
     stored[0] = theta0
     weighted = theta0.new_empty(steps)  # Σ_n γ_{t,n} l_n(θ_t), for the divergence check
     theta = theta0
-    for t in tqdm(range(steps), desc="forward", disable=not progress, leave=False):
+    for t in progress.track("forward", range(steps)):
         g, losses = model.weighted_grad(theta, train, policy[t])
         weighted[t] = policy[t] @ losses
         theta = torch.add(theta, g, alpha=-eta)
@@ -81,7 +82,7 @@ def policy_gradient(
     adjoint = torch.zeros_like(theta0)
     stretch = k if k > 1 else sqrt_checkpointing(steps)
     segment = theta0.new_empty(k + 1, theta0.numel()) if k > 1 else None
-    bar = tqdm(total=steps, desc="adjoint", disable=not progress, leave=False)
+    progress.start("adjoint", steps)
     for start in reversed(range(0, steps, stretch)):
         stop = min(start + stretch, steps)
         if segment is None:  # every θ_t is stored
@@ -103,8 +104,7 @@ def policy_gradient(
             hvp, dots = model.weighted_grad_vjp(theta, train, policy[t - 1], adjoint)
             torch.mul(dots, -eta, out=grad[t - 1])
             adjoint.sub_(hvp, alpha=eta)
-            bar.update()
-    bar.close()
+            progress.update()
     desired_losses[0] = model.mean_loss(theta0, desired)
     for key, curve in curves.items():
         curve[0] = model.mean_loss(theta0, monitored[key])

@@ -33,12 +33,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from pipeline.analysis.metrics import compression_ratio
 from pipeline.experiment import Run
 from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
 from pipeline.policy.simplex import project_to_simplex
+from pipeline.progress import Progress
 from pipeline.training.descent import TrainingDiverged, conventional_weights, descent_step
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,9 @@ def optimize_policy(
             "resuming policy optimisation at epoch %d of %d from %s", epoch, epochs, resume_dir
         )
 
-    bar = tqdm(total=epochs, initial=epoch, desc=f"policy epochs ({run.settings['name']})")
+    progress = Progress(
+        run.settings["name"], {"forward": run.steps, "adjoint": run.steps}, epochs, epoch
+    )
     while True:
         start = time.perf_counter()
         if epoch < epochs:
@@ -236,6 +238,7 @@ def optimize_policy(
                     run.eta,
                     k,
                     test=run.test,
+                    progress=progress,
                     validation=run.validation,
                 )
             except TrainingDiverged as err:
@@ -282,7 +285,7 @@ def optimize_policy(
             row["seconds"],
         )
         epoch += 1
-        bar.update()
+        progress.end_epoch()
         if epoch in policy_paths or epoch == epochs:
             _save_atomic(
                 {
@@ -294,7 +297,7 @@ def optimize_policy(
                 },
                 resume_dir / "state.pt",
             )
-    bar.close()
+    progress.close()
     selected = None
     if run.validation is not None:
         for row in history:

@@ -16,9 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from pipeline.experiment import Run
+from pipeline.progress import Progress
 from pipeline.training.descent import check_finite_step, descent_step, policy_row
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def evaluate_policy(
         k: [] for k in ("step", "example", "weight", "loss", "contribution")
     }
     theta, initial_loss = theta0, None
-    for t in tqdm(range(run.steps + 1), desc=f"evaluate ({run.settings['name']})", leave=False):
+    progress = Progress(run.settings["name"], {"evaluate": run.steps + 1})
+    for t in progress.track("evaluate", range(run.steps + 1)):
         desired_loss, desired_grad = model.mean_loss_and_grad(theta, run.desired)
         rows["desired_loss"][t] = float(desired_loss)
         rows["desired_grad_norm"][t] = float(desired_grad.norm())
@@ -70,6 +71,7 @@ def evaluate_policy(
         check_finite_step(t, weighted, initial_loss)
         rows["train_loss"][t] = float(losses.mean())
         theta = theta_next
+    progress.close()
 
     steps = pd.DataFrame({"step": np.arange(run.steps + 1, dtype=np.int32), **rows})
     table = pa.table({k: np.concatenate(v) if v else np.empty(0) for k, v in examples.items()})

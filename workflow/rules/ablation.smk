@@ -18,6 +18,7 @@ rule perceptron_ablation_table:
             caption="../report/perceptron_ablation_table.rst",
             category="Tables",
             subcategory="Perceptron",
+            labels=finding("perceptron_ablation_table"),
         ),
         md="results/tables/perceptron_ablation.md",
         runs="results/tables/perceptron_ablation_runs.csv",
@@ -49,6 +50,7 @@ rule perceptron_ablation_figure:
             caption="../report/perceptron_ablation.rst",
             category="Figures",
             subcategory="Perceptron",
+            labels=finding("perceptron_ablation"),
         ),
     params:
         variants=config["perceptron_ablation"]["variants"],
@@ -68,3 +70,9 @@ rule perceptron_ablation:
     input:
         rules.perceptron_ablation_table.output,
         rules.perceptron_ablation_figure.output,
+
+
+TARGETS["perceptron_ablation"] += [
+    *rules.perceptron_ablation_table.output,
+    *rules.perceptron_ablation_figure.output,
+]

@@ -25,6 +25,8 @@ from pipeline.config import (
     scaling_sweep_runs,
     validate_config,
 )
+from pipeline.analysis.findings import report_labels
+from pipeline.paper import acceleration_ratio_reference
 
 try:
     validate_config(config)
@@ -83,6 +85,17 @@ def evaluated_policies(run):
     return names + ["selected"] if near_optimal(run) == "selected" else names
 
 
+def finding(name):
+    """`labels=` of a figure's or table's report(): its row of results/at_a_glance.json (this
+    run's number, the paper's, the verdict), read when the report is made, after the run."""
+    return lambda wildcards: report_labels(name)
+
+
+def paper_acceleration_ratio(run):
+    """The paper's AR paired with a run (Figure 5, or its Table 2 setting) and its source."""
+    return acceleration_ratio_reference(settings(run)["kind"], run, scaling_sweep_runs(config))
+
+
 def data_files(wildcards):
     return expand("results/data/{name}/{split}.parquet", name=settings(wildcards.run)["data_name"],
                   split=SPLITS)
@@ -122,12 +135,14 @@ def policy_input(wildcards):
     return {"policies": f"results/{wildcards.run}/policies"}
 
 
-# The default target's files, per experiment: each rules file appends its figures and tables.
-TARGETS = {"perceptron": [], "transformer": []}
+# The default target's files, per experiment: each rules file appends its figures and tables;
+# files drawing on both experiments (the page of results at a glance) go to EXTRA_TARGETS.
+TARGETS = {"perceptron": [], "transformer": [], "perceptron_ablation": []}
+EXTRA_TARGETS = []
 
 
 def all_targets():
     targets = [f"results/{run}/summary.json" for run in RUNS]
     for kind in config["experiments"]:
         targets += TARGETS[kind]
-    return targets
+    return targets + EXTRA_TARGETS

@@ -12,6 +12,7 @@ rule figure4a:
             caption="../report/figure4a.rst",
             category="Figures",
             subcategory="Perceptron",
+            labels=finding("figure4a"),
         ),
     params:
         settings=settings("perceptron"),
@@ -37,6 +38,7 @@ use rule figure4a as figure4b with:
             caption="../report/figure4b.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure4b"),
         ),
     params:
         settings=settings("transformer"),
@@ -55,6 +57,7 @@ rule figure5a:
             caption="../report/figure5a.rst",
             category="Figures",
             subcategory="Perceptron",
+            labels=finding("figure5a"),
         ),
     params:
         settings=settings("perceptron"),
@@ -82,6 +85,7 @@ use rule figure5a as figure5b with:
             caption="../report/figure5b.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure5b"),
         ),
     params:
         settings=settings("transformer"),
@@ -101,6 +105,7 @@ use rule figure5a as figure2 with:
             caption="../report/figure2.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure2"),
         ),
     params:
         settings=settings("transformer"),

@@ -52,6 +52,7 @@ rule perturbed_weight:
             caption="../report/perturbed_weight.rst",
             category="Tables",
             subcategory="Transformer",
+            labels=finding("figure_perturbed_weight"),
         ),
     params:
         policies=lambda w: policy_names(w.run),
@@ -78,6 +79,7 @@ rule figure6a:
             caption="../report/figure6a.rst",
             category="Figures",
             subcategory="Perceptron",
+            labels=finding("figure6a"),
         ),
     params:
         settings=settings("perceptron"),
@@ -103,6 +105,7 @@ use rule figure6a as figure6b with:
             caption="../report/figure6b.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure6b"),
         ),
     params:
         settings=settings("transformer"),
@@ -121,6 +124,7 @@ rule figure7a:
             caption="../report/figure7a.rst",
             category="Figures",
             subcategory="Perceptron",
+            labels=finding("figure7a"),
         ),
     params:
         settings=settings("perceptron"),
@@ -148,6 +152,7 @@ use rule figure7a as figure7b with:
             caption="../report/figure7b.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure7b"),
         ),
     params:
         settings=settings("transformer"),
@@ -167,6 +172,7 @@ use rule figure7a as figure3b with:
             caption="../report/figure3b.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure3b"),
         ),
     params:
         settings=settings("transformer"),
@@ -185,6 +191,7 @@ rule figure8a:
             caption="../report/figure8a.rst",
             category="Figures",
             subcategory="Perceptron",
+            labels=finding("figure8a"),
         ),
     params:
         settings=settings("perceptron"),
@@ -210,6 +217,7 @@ use rule figure8a as figure8b with:
             caption="../report/figure8b.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure8b"),
         ),
     params:
         settings=settings("transformer"),
@@ -228,6 +236,7 @@ rule figure9:
             caption="../report/figure9.rst",
             category="Figures",
             subcategory="Perceptron",
+            labels=finding("figure9"),
         ),
     params:
         settings=settings("perceptron"),
@@ -254,6 +263,7 @@ rule figure10a:
             caption="../report/figure10a.rst",
             category="Figures",
             subcategory="Perceptron",
+            labels=finding("figure10a"),
         ),
     params:
         settings=settings("perceptron"),
@@ -281,6 +291,7 @@ use rule figure10a as figure10b with:
             caption="../report/figure10b.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure10b"),
         ),
     params:
         settings=settings("transformer"),
@@ -300,6 +311,7 @@ rule figure_perturbed_weight:
             caption="../report/figure_perturbed_weight.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure_perturbed_weight"),
         ),
     params:
         settings=settings("transformer"),

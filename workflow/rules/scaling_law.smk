@@ -12,6 +12,7 @@ rule table1:
             caption="../report/table1.rst",
             category="Tables",
             subcategory="Transformer",
+            labels=finding("table1"),
         ),
         md="results/tables/table1.md",
     params:
@@ -39,6 +40,7 @@ rule table2:
             caption="../report/table2.rst",
             category="Tables",
             subcategory="Transformer",
+            labels=finding("table2"),
         ),
         md="results/tables/table2.md",
     params:
@@ -67,6 +69,7 @@ rule figure11:
             caption="../report/figure11.rst",
             category="Figures",
             subcategory="Transformer",
+            labels=finding("figure11"),
         ),
     params:
         settings=lambda w: settings("transformer"),

@@ -74,6 +74,7 @@ rule summarize:
         policies=lambda w: evaluated_policies(w.run),
         stages=["optimize_policy", "evaluate_conventional", "evaluate_epoch", "evaluate_selected"],
         log_vocab=lambda w: log_vocab(w.run),
+        paper_acceleration_ratio=lambda w: paper_acceleration_ratio(w.run),
     log:
         "results/logs/{run}/summarize.log",
     conda:
