@@ -81,7 +81,14 @@ def test_every_reader_of_intermediate_files_uses_it(tmp_path):
     dumps = tmp_path / "results/perceptron/dumps"
     conventional = write(dumps / "conventional/steps.parquet", step=[0], desired_loss=[1.0])
     with pytest.raises(PipelineFileError, match=r"steps.parquet has no column `test_loss`"):
-        summarize_run(settings, {"conventional": str(conventional)}, "unused", {}, 0.69)
+        summarize_run(
+            settings,
+            {"conventional": str(conventional)},
+            "unused",
+            {},
+            0.69,
+            {"value": 5.5, "source": "Figure 5a"},
+        )
 
     examples = write(dumps / "conventional/examples.parquet", step=[0], example=[0], weight=[1.0])
     with pytest.raises(PipelineFileError, match="no column `loss`, `contribution`"):
