@@ -118,6 +118,10 @@ def test_uniform_init_is_shared_by_every_policy_of_a_run(data_dir, tmp_path):
 # -- validation selection --------------------------------------------------------------------
 
 
+#: A policy step large enough that the smoke Perceptron's policy moves in a few epochs.
+OVERFITTING_STEP = {"step_size": 3.0e-3, "objective_scale": "sum", "schedule": "constant"}
+
+
 def _optimise_with_validation(config, data_dir, out):
     settings = run_settings(config, "perceptron")
     run = load_run(settings, data_dir, torch.device("cpu"), torch.float32)
@@ -137,7 +141,7 @@ def _optimise_with_validation(config, data_dir, out):
 
 def test_validation_selection_never_reads_the_test_set(data_dir, tmp_path):
     config = merged_config(
-        {"perceptron": {"policy": {"epochs": 6, "step_size": 3.0e-3, "selection": "validation"}}}
+        {"perceptron": {"policy": OVERFITTING_STEP | {"epochs": 6, "selection": "validation"}}}
     )
     run, history, selected = _optimise_with_validation(config, data_dir, tmp_path / "clean")
     # the held-out quarter is out of J: J is computed on 48 of the 64 desired examples
@@ -161,7 +165,7 @@ def test_validation_selection_never_reads_the_test_set(data_dir, tmp_path):
 
 def test_the_selected_policy_is_the_epoch_with_the_lowest_validation_auc(data_dir, tmp_path):
     config = merged_config(
-        {"perceptron": {"policy": {"epochs": 6, "step_size": 3.0e-3, "selection": "validation"}}}
+        {"perceptron": {"policy": OVERFITTING_STEP | {"epochs": 6, "selection": "validation"}}}
     )
     _, history, selected = _optimise_with_validation(config, data_dir, tmp_path / "run")
     best = int(history["validation_auc"].idxmin())
@@ -218,7 +222,7 @@ def test_variant_values_given_as_strings_take_the_types_of_the_perceptron_block(
 
 def test_ablation_runs_share_the_main_run_and_name_the_others():
     config = merged_config(
-        {"perceptron_ablation": {"seeds": [0, 3], "variants": ["default", "k2048", "authors"]}}
+        {"perceptron_ablation": {"seeds": [0, 3], "variants": ["default", "k2048", "paper_step"]}}
     )
     validate_config(config)
     runs = ablation_runs(config)
@@ -227,17 +231,18 @@ def test_ablation_runs_share_the_main_run_and_name_the_others():
         "perceptron-default-s3",
         "perceptron-k2048-s0",
         "perceptron-k2048-s3",
-        "perceptron-authors-s0",
-        "perceptron-authors-s3",
+        "perceptron-paper_step-s0",
+        "perceptron-paper_step-s3",
     ]
     k2048 = run_settings(config, "perceptron-k2048-s3")
     assert k2048["seed"] == 3 and k2048["data"]["n_desired"] == 2048
     assert k2048["data_name"] == "perceptron-s3-n_desired2048"
     assert run_settings(config, "perceptron-default-s3")["data_name"] == "perceptron-s3"
-    authors = run_settings(config, "perceptron-authors-s0")
-    assert authors["model"]["init"] == "uniform"
-    assert authors["policy"]["step_size"] == 1.0e-3 and authors["policy"]["schedule"] == "linear"
-    assert authors["data_name"] == "perceptron"  # the main run's data
+    paper_step = run_settings(config, "perceptron-paper_step-s0")
+    assert paper_step["model"]["init"] == config["perceptron"]["model"]["init"]
+    assert paper_step["policy"]["step_size"] == 5.0e-6
+    assert paper_step["policy"]["schedule"] == "constant"
+    assert paper_step["data_name"] == "perceptron"  # the main run's data
     with pytest.raises(ConfigError, match="unknown run"):
         run_settings(config, "perceptron-nosuch-s0")
 

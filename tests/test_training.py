@@ -233,7 +233,7 @@ def test_divergence_during_policy_optimisation_names_the_epoch(
         jobs.optimize_policy(job())
     message = str(err.value)
     assert message.startswith("policy epoch 2 of 4: training diverged at step 7"), message
-    assert "`perceptron.policy.step_size` = 0.0001" in message
+    assert "`perceptron.policy.step_size` = 0.01" in message
     assert "perceptron.train.eta" not in message
 
     # the conventional policy itself diverges: then the learning rate is to blame
