@@ -74,8 +74,41 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
     schema = load_schema(schema_path)
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
     messages = [line for error in errors for line in _describe(error, schema)]
+    if not messages:
+        messages = [
+            m for kind in ("perceptron", "transformer") for m in _process_errors(config, kind)
+        ]
     if messages:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(messages))
+
+
+def run_processes(resources: dict) -> int:
+    """P, the processes of a training job: `resources.processes`, or when that is 0 (automatic)
+    one per GPU of `resources.gpus`, at least one."""
+    return resources.get("processes") or max(1, resources["gpus"])
+
+
+def _process_errors(config: dict, kind: str) -> list[str]:
+    """What keeps an experiment's training jobs from running in `resources.processes` processes."""
+    resources, data = config[kind]["resources"], config[kind]["data"]
+    processes, gpus = run_processes(resources), resources["gpus"]
+    errors = []
+    if gpus > 0 and processes > 1 and processes != gpus:
+        errors.append(
+            f"setting `{kind}.resources.processes` = {processes} with `{kind}.resources.gpus` = "
+            f"{gpus}: each process uses one GPU of its own; set processes to {gpus} (or 0: one "
+            "per GPU), or gpus to the number of processes"
+        )
+    sizes = {f"data.{key}": data[key] for key in ("n_train", "n_desired", "n_test")}
+    for i, entry in enumerate(config[kind].get("scaling_sweep", [])):
+        sizes[f"scaling_sweep[{i}].n_train"] = entry["n_train"]
+    smallest = min(sizes, key=sizes.get)
+    if processes > sizes[smallest]:
+        errors.append(
+            f"setting `{kind}.resources.processes` = {processes}: more processes than examples "
+            f"to share among them (`{kind}.{smallest}` = {sizes[smallest]}); lower it"
+        )
+    return errors
 
 
 def saved_epochs(epochs: int, save_every: int) -> list[int]:

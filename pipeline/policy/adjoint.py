@@ -14,6 +14,12 @@ k = 1 keeps every θ_t and recomputes nothing.
 The backward pass walks the trajectory in stretches (a segment of k steps, or √T stored steps when
 k = 1) and computes the desired losses and gradients and the test losses of a whole stretch at
 once (`LossModel.mean_losses_and_grads`), which leaves one VJP per step in the sequential loop.
+
+Data-parallel over examples (pipeline/distributed.py): each process holds its share of the
+training examples, the matching columns of γ, and its share of the desired and test sets. The
+training gradient and H a of every step, and the desired and test means, are all-reduced sums;
+the per-example dot products (its columns of ∂J/∂γ) stay local. In one process every reduction
+is the identity.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from pipeline.models.base import Batch, LossModel
+from pipeline.distributed import all_reduce_mean, all_reduce_sum, is_main, mean_share
+from pipeline.models.base import Batch, LossModel, batch_size
 from pipeline.training.descent import check_finite_steps
 
 
@@ -55,9 +62,17 @@ def policy_gradient(
     test: Batch | None = None,
     progress: bool = False,
 ) -> PolicyGradient:
-    """J(γ) and ∂J/∂γ for the policy γ (T × N), by one forward and one adjoint pass."""
+    """J(γ) and ∂J/∂γ for the policy γ (T × N), by one forward and one adjoint pass.
+
+    With several processes, `train`, `desired`, `test` and the columns of `policy` are this
+    process's shares, and so are the columns of the returned gradient; J and the loss curves
+    are the whole sets'.
+    """
     steps = policy.shape[0]
     k = min(max(1, checkpoint_every), steps)
+    desired_share = mean_share(batch_size(desired))
+    test_share = mean_share(batch_size(test)) if test is not None else 1.0
+    progress = progress and is_main()
 
     # Forward pass: stored[i] = θ_{min(i·k, T)}.
     stored = theta0.new_empty(math.ceil(steps / k) + 1, theta0.numel())
@@ -66,11 +81,12 @@ def policy_gradient(
     theta = theta0
     for t in tqdm(range(steps), desc="forward", disable=not progress, leave=False):
         g, losses = model.weighted_grad(theta, train, policy[t])
+        all_reduce_sum(g)
         weighted[t] = policy[t] @ losses
         theta = torch.add(theta, g, alpha=-eta)
         if (t + 1) % k == 0 or t + 1 == steps:
             stored[math.ceil((t + 1) / k)] = theta
-    check_finite_steps(weighted)
+    check_finite_steps(all_reduce_sum(weighted))
 
     grad = torch.empty_like(policy)
     desired_losses = theta0.new_empty(steps + 1)
@@ -88,23 +104,27 @@ def policy_gradient(
             thetas[0] = stored[start // k]
             for i in range(stop - start - 1):
                 g, _ = model.weighted_grad(thetas[i], train, policy[start + i])
+                all_reduce_sum(g)
                 torch.add(thetas[i], g, alpha=-eta, out=thetas[i + 1])
             thetas[-1] = stored[math.ceil(stop / k)]
         losses, desired_grads = model.mean_losses_and_grads(thetas[1:], desired)
-        desired_losses[start + 1 : stop + 1] = losses
+        desired_grads = all_reduce_mean(desired_grads, desired_share)
+        desired_losses[start + 1 : stop + 1] = all_reduce_mean(losses, desired_share)
         if test_losses is not None:
-            test_losses[start + 1 : stop + 1] = model.mean_losses(thetas[1:], test)
+            losses = model.mean_losses(thetas[1:], test)
+            test_losses[start + 1 : stop + 1] = all_reduce_mean(losses, test_share)
         for t in range(stop, start, -1):  # a_t, then the VJP at θ_{t-1}
             adjoint += desired_grads[t - start - 1]
             theta = thetas[t - 1 - start]
             hvp, dots = model.weighted_grad_vjp(theta, train, policy[t - 1], adjoint)
+            all_reduce_sum(hvp)
             torch.mul(dots, -eta, out=grad[t - 1])
             adjoint.sub_(hvp, alpha=eta)
             bar.update()
     bar.close()
-    desired_losses[0] = model.mean_loss(theta0, desired)
+    desired_losses[0] = all_reduce_mean(model.mean_loss(theta0, desired), desired_share)
     if test_losses is not None:
-        test_losses[0] = model.mean_loss(theta0, test)
+        test_losses[0] = all_reduce_mean(model.mean_loss(theta0, test), test_share)
     return PolicyGradient(
         objective=float(desired_losses[1:].sum()),
         grad=grad,

@@ -8,6 +8,10 @@ over the T steps or 1/T for J averaged over them (the paper does not say which; 
 The optimiser saves the policy at epoch 0, every `save_every` epochs and at the last epoch. Each
 save also writes a resume state (the policy, the epoch and the history so far) under a directory
 that Snakemake does not own, so a killed run restarts from its last saved epoch, not from zero.
+
+With several processes each optimises its columns of γ (`run.train_shard`); the saved policies
+and resume states are whole (T × N), written by the first process, so that a run can resume with
+another number of processes and the evaluation can read them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,16 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from pipeline.analysis.metrics import compression_ratio
+from pipeline.distributed import (
+    all_reduce_mean,
+    gather_columns,
+    global_norm,
+    is_main,
+    mean_share,
+    total_count,
+)
 from pipeline.experiment import Run
+from pipeline.models.base import batch_size
 from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
 from pipeline.policy.simplex import project_to_simplex
 from pipeline.training.descent import conventional_weights, descent_step
@@ -34,9 +47,9 @@ log = logging.getLogger(__name__)
 
 
 def conventional_policy(run: Run) -> Tensor:
-    """γ_{t,n} = 1/N for every step and example."""
+    """γ_{t,n} = 1/N for every step and example (this process's examples n)."""
     row = conventional_weights(run.n_train, torch.empty((), dtype=run.dtype, device=run.device))
-    return row.expand(run.steps, -1).clone()
+    return row[run.train_shard.slice].expand(run.steps, -1).clone()
 
 
 def policy_step_size(settings: dict, epoch: int, steps: int) -> float:
@@ -59,7 +72,8 @@ def loss_curves(run: Run, theta0: Tensor, policy: Tensor) -> tuple[Tensor, Tenso
         test[t] = run.model.mean_loss(theta, run.test)
         if t < run.steps:
             theta = descent_step(run.model, theta, run.train, policy[t], run.eta)[0]
-    return desired, test
+    desired = all_reduce_mean(desired, mean_share(batch_size(run.desired)))
+    return desired, all_reduce_mean(test, mean_share(batch_size(run.test)))
 
 
 @dataclass
@@ -94,6 +108,12 @@ def _save_atomic(obj: object, path: Path) -> None:
     tmp.replace(path)
 
 
+def whole_policy(run: Run, policy: Tensor) -> Tensor | None:
+    """γ (T × N) on the CPU of the first process, from every process's columns; None elsewhere."""
+    whole = gather_columns(policy, run.n_train)
+    return None if whole is None else whole.cpu()
+
+
 def optimize_policy(
     run: Run,
     theta0: Tensor,
@@ -111,19 +131,26 @@ def optimize_policy(
     epochs = settings["epochs"]
     k = settings["checkpoint_every"] or sqrt_checkpointing(run.steps)
     fingerprint = settings_fingerprint(run, seed)
-    resume_dir.mkdir(parents=True, exist_ok=True)
+    if is_main():
+        resume_dir.mkdir(parents=True, exist_ok=True)
 
     state = load_resume_state(resume_dir, fingerprint)
     if state is None:
         epoch, policy, history = 0, conventional_policy(run), []
     else:
         epoch, history = state.epoch, state.history
-        policy = state.policy.to(device=run.device, dtype=run.dtype)
+        columns = state.policy[:, run.train_shard.slice]  # the state is whole: any process count
+        policy = columns.to(device=run.device, dtype=run.dtype)
         log.info(
             "resuming policy optimisation at epoch %d of %d from %s", epoch, epochs, resume_dir
         )
 
-    bar = tqdm(total=epochs, initial=epoch, desc=f"policy epochs ({run.settings['name']})")
+    bar = tqdm(
+        total=epochs,
+        initial=epoch,
+        desc=f"policy epochs ({run.settings['name']})",
+        disable=not is_main(),
+    )
     while True:
         start = time.perf_counter()
         if epoch < epochs:
@@ -142,10 +169,12 @@ def optimize_policy(
             "test_auc": test_auc,
             "test_compression_ratio": compression_ratio(test_auc, run.steps, run.log_vocab),
             "final_test_loss": float(test_losses[-1]),
-            "support": int(torch.count_nonzero(policy)) / policy.numel(),
+            "support": total_count(int(torch.count_nonzero(policy))) / (run.steps * run.n_train),
         }
         if epoch in policy_paths:
-            torch.save(policy.cpu(), resume_dir / f"epoch{epoch:04d}.pt")
+            whole = whole_policy(run, policy)
+            if is_main():
+                torch.save(whole, resume_dir / f"epoch{epoch:04d}.pt")
         if epoch == epochs:
             row["seconds"] = time.perf_counter() - start
             history.append(row)
@@ -153,7 +182,7 @@ def optimize_policy(
         eps = policy_step_size(settings, epoch, run.steps)
         policy = project_to_simplex(torch.add(policy, result.grad, alpha=-eps))
         row.update(
-            step_size=eps, grad_norm=float(result.grad.norm()), seconds=time.perf_counter() - start
+            step_size=eps, grad_norm=global_norm(result.grad), seconds=time.perf_counter() - start
         )
         history.append(row)
         log.info(
@@ -168,18 +197,22 @@ def optimize_policy(
         epoch += 1
         bar.update()
         if epoch in policy_paths or epoch == epochs:
-            _save_atomic(
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "policy": policy.cpu(),
-                    "history": history,
-                },
-                resume_dir / "state.pt",
-            )
+            whole = whole_policy(run, policy)
+            if is_main():
+                _save_atomic(
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "policy": whole,
+                        "history": history,
+                    },
+                    resume_dir / "state.pt",
+                )
     bar.close()
 
     frame = pd.DataFrame(history)
+    if not is_main():  # the first process writes every output
+        return frame
     history_path.parent.mkdir(parents=True, exist_ok=True)
     for saved, path in policy_paths.items():
         (resume_dir / f"epoch{saved:04d}.pt").replace(path)
