@@ -69,6 +69,42 @@ def _describe(error: ValidationError, root: dict) -> list[str]:
     ]
 
 
+def typed_command_line_values(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+    """The config with strings turned into the integers, numbers and booleans the schema asks for.
+
+    Snakemake's --config reads values nested in a mapping as strings (`--config
+    'perceptron={resources: {processes: 2}}'` gives "2"); this converts them, in place. A string
+    that does not parse stays a string, for validation to report.
+    """
+    root = load_schema(schema_path)
+
+    def typed(value: Any, schema: dict) -> Any:
+        if "$ref" in schema:
+            schema = root["$defs"][schema["$ref"].split("/")[-1]]
+        if isinstance(value, dict):
+            properties = schema.get("properties", {})
+            for key in value:
+                if key in properties:
+                    value[key] = typed(value[key], properties[key])
+            return value
+        if isinstance(value, list):
+            return [typed(item, schema.get("items", {})) for item in value]
+        if isinstance(value, str):
+            kind = schema.get("type")
+            try:
+                if kind == "integer":
+                    return int(value)
+                if kind == "number":
+                    return float(value)
+            except ValueError:
+                return value
+            if kind == "boolean" and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+        return value
+
+    return typed(config, root)
+
+
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
     """Raise `ConfigError` listing every invalid, missing or unknown setting by its full name."""
     schema = load_schema(schema_path)

@@ -21,10 +21,12 @@ from pipeline.config import (
     run_settings,
     saved_epochs,
     scaling_sweep_runs,
+    typed_command_line_values,
     validate_config,
 )
 
 try:
+    typed_command_line_values(config)  # --config 'perceptron={resources: {processes: 2}}'
     validate_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
