@@ -249,6 +249,8 @@ done
 ((GPU_JOBS > 0)) || fail "no training job among the SLURM jobs"
 LOG=$WORK/run/results/logs/perceptron/optimize_policy.log
 grep -q "2 process(es)" "$LOG" || fail "the Perceptron's policy optimisation did not run in 2 processes ($LOG)"
+grep -q "2 processes started by srun, gloo backend" "$LOG" ||
+	fail "the Perceptron's policy optimisation did not start its processes as SLURM tasks ($LOG)"
 IDS=$(IFS=,; echo "${JOBIDS[*]}")
 ACCOUNTED=$(sacct -n -X -P -o JobID,State -j "$IDS" | grep -c '|COMPLETED$' || true)
 ((ACCOUNTED == ${#JOBIDS[@]})) || fail "slurmdbd accounted $ACCOUNTED of ${#JOBIDS[@]} jobs as COMPLETED"

@@ -39,6 +39,11 @@ def rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 
 
+def backend() -> str:
+    """The process group's backend: "nccl", "gloo", or "none" in one process."""
+    return str(dist.get_backend()) if dist.is_initialized() else "none"
+
+
 def is_main() -> bool:
     """True on the process that logs and writes every output (rank 0)."""
     return rank() == 0

@@ -165,7 +165,13 @@ def _report(errors: Path, err: BaseException) -> None:
 
 def worker(workdir: Path) -> None:
     """Join the process group and run the job's entry function on this process's share."""
-    from pipeline.distributed import destroy_process_group, init_process_group, is_main
+    from pipeline.distributed import (
+        backend,
+        destroy_process_group,
+        init_process_group,
+        is_main,
+        world_size,
+    )
     from pipeline.runtime import job, resolve_device
 
     spec = json.loads((workdir / "spec.json").read_text())
@@ -175,6 +181,13 @@ def worker(workdir: Path) -> None:
         with job(spec["log"] if is_main() else None, spec["threads"]):
             if not is_main():  # the first process logs for all
                 logging.getLogger().setLevel(logging.WARNING)
+            log.info(
+                "%d processes started by %s, %s backend, this one on %s",
+                world_size(),
+                "torchrun" if "RANK" in os.environ else "srun",
+                backend(),
+                socket.gethostname(),
+            )
             _resolve(spec["entry"])(spec)
     except BaseException as err:
         _report(workdir / "errors", err)
