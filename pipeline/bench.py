@@ -582,7 +582,7 @@ def data_parallel_estimate(
             "allreduce_mb_per_step": vectors_per_step * theta_mb,
             "sent_mb_per_step_per_process": step_mb,
             "sent_gb_per_epoch_per_process": epoch_gb,
-            "communication_hours_per_epoch": epoch_gb / bandwidth / 3600,
+            "communication_seconds_per_epoch": epoch_gb / bandwidth,
             "assumed_gbps": bandwidth,
             "memory_gb_per_process": per_process_gb,
             "memory_gb_first_process_at_saves": per_process_gb + policy_gb,
@@ -794,8 +794,8 @@ def markdown(results: dict) -> str:
             "",
             f"Paper preset in P data-parallel processes ({parallel['note']}):",
             "",
-            "| P | all-reduced per step | sent per process per step | per epoch | memory per "
-            "process (first, at saves) | epoch (estimate) |",
+            "| P | all-reduced per step | sent per process per step | per epoch (time) | memory "
+            "per process (first, at saves) | epoch (estimate) |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for processes, row in parallel["processes"].items():
@@ -803,6 +803,7 @@ def markdown(results: dict) -> str:
                 f"| {processes} | {row['allreduce_mb_per_step']:.0f} MB "
                 f"| {row['sent_mb_per_step_per_process']:.0f} MB "
                 f"| {row['sent_gb_per_epoch_per_process']:.0f} GB "
+                f"({row['communication_seconds_per_epoch']:.0f} s) "
                 f"| {row['memory_gb_per_process']:.1f} GB "
                 f"({row['memory_gb_first_process_at_saves']:.1f} GB) "
                 f"| {row['epoch_hours']:.2f} h |"

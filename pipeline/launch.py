@@ -152,7 +152,10 @@ def _report(errors: Path, err: BaseException) -> None:
     from pipeline.distributed import launched_environment
 
     index = (launched_environment() or (0, 1, 0))[0]
-    collective = isinstance(err, dist.DistError) or "Connection closed by peer" in str(err)
+    peer_lost = ("Connection closed by peer", "Connection reset by peer", "NCCL communicator")
+    collective = isinstance(err, getattr(dist, "DistError", ())) or any(
+        text in str(err) for text in peer_lost
+    )
     report = {
         "rank": index,
         "time": time.time(),
