@@ -6,7 +6,9 @@
 # slurmdbd on a local MariaDB (accounting, as on real clusters: the plugin's default sacct status
 # checks work), slurmctld and slurmd, gives the node two fake GPUs so
 # that the training rules' `gpu` requests are really scheduled, runs the workflow to Figures 2, 4
-# and 5 under `timeout`, checks the figures, the SLURM job ids and the GPU allocations, and stops
+# and 5 under `timeout` (the Perceptron's training jobs as 2 SLURM tasks on 2 GPUs, started by
+# srun, which talk through gloo since the fake GPUs have no CUDA; the Transformer's as 1 task on
+# 1 GPU), checks the figures, the SLURM job ids, the GPU and task allocations, and stops
 # every daemon it started by its PID on exit. About 2.5 minutes on 2 cores. The traps it avoids
 # are in ../shared/notes/slurm-single-node.md.
 set -euo pipefail
@@ -190,11 +192,12 @@ sinfo
 # and 5: every stage, data to policy optimisation to evaluation to plots, 13 SLURM jobs; the
 # local smoke test covers the other rules), with the shared TinyStories copy. The overrides are what a
 # toy cluster needs: a quick first status check (by the plugin's default, sacct, through
-# slurmdbd), no retries; and GPUs requested by the training rules.
+# slurmdbd), no retries; and GPUs requested by the training rules: the Perceptron's jobs run
+# data-parallel in 2 processes (resources.processes follows gpus), each a SLURM task with a GPU.
 mkdir -p "$WORK/run"
 cat >"$WORK/ci.yaml" <<EOF
 transformer: {data: {local_files: ["$STORIES"]}, resources: {gpus: 1}}
-perceptron: {resources: {gpus: 1}}
+perceptron: {resources: {gpus: 2}}
 EOF
 say "running the smoke preset through SLURM"
 START=$SECONDS
@@ -213,7 +216,8 @@ timeout -k 30 "${SLURM_CI_TIMEOUT:-420}" "$SNAKEMAKE" "${FIGURES[@]}" -s "$ROOT/
 }
 say "workflow done in $((SECONDS - START)) s"
 
-# 5. Checks: the figures, the SLURM job ids, and GPUs allocated to the training jobs only.
+# 5. Checks: the figures, the SLURM job ids, GPUs allocated to the training jobs only (2 GPUs and
+# 2 tasks to the Perceptron's), and the Perceptron's policy optimisation run in 2 processes.
 for figure in "${FIGURES[@]}"; do
 	for ext in pdf png; do
 		[[ -s $WORK/run/results/figures/$figure.$ext ]] || fail "missing results/figures/$figure.$ext"
@@ -225,21 +229,29 @@ echo "SLURM job ids: ${JOBIDS[*]}"
 GPU_JOBS=0
 for id in "${JOBIDS[@]}"; do
 	info=$(scontrol show job --details "$id") # kept for MinJobAge=300 s after the job ends
-	name=$(grep -oP 'Comment=rule_\K\S+' <<<"$info" || true) # rule_<name>[_wildcards_...]
-	name=${name%%_wildcards_*}
+	comment=$(grep -oP 'Comment=rule_\K\S+' <<<"$info" || true) # <name>[_wildcards_...]
+	name=${comment%%_wildcards_*}
 	state=$(grep -oP 'JobState=\K\w+' <<<"$info")
 	gres=$(grep -oP 'JOB_GRES=gpu:\K[0-9]+' <<<"$info" || true) # GPUs allocated
-	echo "  job $id: ${name:-?} $state gpus=${gres:-0}"
+	tasks=$(grep -oP 'NumTasks=\K[0-9]+' <<<"$info" || true)
+	echo "  job $id: ${name:-?} $state gpus=${gres:-0} tasks=${tasks:-?}"
 	[[ $state == COMPLETED ]] || fail "SLURM job $id ended $state"
 	if [[ $name == optimize_policy || $name == evaluate_policy ]]; then
-		[[ ${gres:-0} == 1 ]] || fail "training job $id ($name) was not given 1 GPU"
+		want=1
+		[[ $comment == *perceptron* ]] && want=2
+		[[ ${gres:-0} == "$want" ]] || fail "training job $id ($comment) was not given $want GPU(s)"
+		[[ ${tasks:-0} == "$want" ]] || fail "training job $id ($comment) has ${tasks:-0} tasks, not $want"
 		GPU_JOBS=$((GPU_JOBS + 1))
 	elif [[ -n $gres ]]; then
 		fail "job $id ($name) was given GPUs it did not ask for"
 	fi
 done
 ((GPU_JOBS > 0)) || fail "no training job among the SLURM jobs"
+LOG=$WORK/run/results/logs/perceptron/optimize_policy.log
+grep -q "2 process(es)" "$LOG" || fail "the Perceptron's policy optimisation did not run in 2 processes ($LOG)"
+grep -q "2 processes started by srun, gloo backend" "$LOG" ||
+	fail "the Perceptron's policy optimisation did not start its processes as SLURM tasks ($LOG)"
 IDS=$(IFS=,; echo "${JOBIDS[*]}")
 ACCOUNTED=$(sacct -n -X -P -o JobID,State -j "$IDS" | grep -c '|COMPLETED$' || true)
 ((ACCOUNTED == ${#JOBIDS[@]})) || fail "slurmdbd accounted $ACCOUNTED of ${#JOBIDS[@]} jobs as COMPLETED"
-say "OK: ${#JOBIDS[@]} SLURM jobs ($GPU_JOBS with a GPU), all COMPLETED in sacct; figures: ${FIGURES[*]}"
+say "OK: ${#JOBIDS[@]} SLURM jobs ($GPU_JOBS with GPUs, the Perceptron's as 2 tasks), all COMPLETED in sacct; figures: ${FIGURES[*]}"

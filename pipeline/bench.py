@@ -13,6 +13,11 @@ Measures, in one process on this machine (memory: one subprocess per configurati
    beside |θ|·T and |θ|·√T.
 4. `perceptron` also gives the wall time of the full Perceptron policy optimisation (E epochs of
    the real loop, policies saved), run for `--perceptron-epochs` epochs and extrapolated to E.
+5. `paper_scale`: the paper preset's Transformer, one chunk measured here, one epoch estimated on
+   GPUs from its FLOPs; with P data-parallel processes also the per-step communication volume and
+   the per-process memory (computed).
+6. `data_parallel`: a policy epoch of the Transformer in 2 processes × 1 thread (gloo, started
+   by pipeline.launch) against 1 process × 2 threads, on the same 2 cores.
 
 Sizes come from config.yaml (the Perceptron at the paper's size, the Transformer at laptop size,
 on random tokens: times do not depend on the text), or from the smoke preset with `--quick`.
@@ -42,7 +47,9 @@ from torch import Tensor
 
 from pipeline.config import run_settings, saved_epochs
 from pipeline.data.perceptron import make_perceptron_data
-from pipeline.experiment import PAD_ID, Run, build_model
+from pipeline.distributed import all_reduce_sum, barrier, is_main, local_shard, world_size
+from pipeline.experiment import PAD_ID, Run, build_model, shard_batch
+from pipeline.launch import launch
 from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
 from pipeline.policy.optimize import conventional_policy, optimize_policy, policy_step_size
 from pipeline.policy.simplex import project_to_simplex, sort_projection
@@ -51,10 +58,22 @@ from pipeline.training.descent import descent_step
 
 log = logging.getLogger("pipeline.bench")
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("perceptron", "transformer", "projection", "memory", "paper_scale")
+SECTIONS = ("perceptron", "transformer", "projection", "memory", "paper_scale", "data_parallel")
 #: Sustained float32 throughput assumed for the GPU estimate of the paper preset (an A100-class
 #: GPU: 19.5 TFLOP/s peak FP32, of which small-width matmuls and elementwise work reach ~40 %).
 GPU_ASSUMED_TFLOPS = 8.0
+#: Bus bandwidth assumed for the all-reduces of a data-parallel run (GB/s per process): NVLink
+#: between the GPUs of one node (A100/H100 nodes: 150–450 GB/s; taken low), and 100 Gb/s
+#: InfiniBand between nodes.
+NODE_ASSUMED_GBPS = 100.0
+NETWORK_ASSUMED_GBPS = 12.5
+DATA_PARALLEL_PROCESSES = (1, 2, 4, 8, 16)
+#: The measured data-parallel cases: name → (processes, threads per process), in this order.
+DATA_PARALLEL_CASES = {
+    "one_process_two_threads": (1, 2),
+    "two_processes_one_thread": (2, 1),
+    "one_process_one_thread": (1, 1),
+}
 GOALS = {
     "perceptron_epoch_ratio": 4.0,  # at most
     "transformer_epoch_ratio": 3.5,  # at most
@@ -483,6 +502,9 @@ def bench_paper_scale(seed: int, chunk: int) -> dict:
     activations = measured["vjp_peak_growth_mb"] / chunk * gpu_chunk  # linear in the chunk
     stored_thetas = (math.ceil(steps / k) + 1 + (k + 1 if k > 1 else 0)) * mb
     policy_mb = steps * n_train * 4 / 2**20
+    parallel = data_parallel_estimate(
+        measured["params"], steps, n_train, k, gpu_chunk, activations / gpu_chunk, epoch_flops
+    )
     return {
         "sizes": {
             "params": measured["params"],
@@ -517,6 +539,135 @@ def bench_paper_scale(seed: int, chunk: int) -> dict:
             "chunk_size": gpu_chunk,
             "every_theta_stored_gb": (steps + 1) * mb / 1024,
         },
+        "data_parallel": parallel,
+    }
+
+
+def data_parallel_estimate(
+    params: int,
+    steps: int,
+    n_train: int,
+    k: int,
+    chunk: int,
+    activation_mb_per_example: float,
+    epoch_flops: float,
+) -> dict:
+    """Per-step communication and per-process memory of one policy epoch in P processes
+    (computed from the engine's collectives, float32), and the epoch time they allow (estimated).
+
+    Per step every process all-reduces |θ| floats for the training gradient, |θ| for its
+    recomputation in the backward pass ((k−1)/k of the steps), |θ| for H a and |θ| for the
+    desired gradient; a ring all-reduce sends and receives 2(P−1)/P times the message. Per saved
+    epoch the first process gathers γ twice (the saved policy, the resume state). Memory: the θ
+    checkpoints (every process holds them), γ, ∂J/∂γ and the projected step for N/P columns,
+    the activations of one chunk of at most N/P examples; the first process also holds the whole
+    γ while it saves it.
+    """
+    theta_mb = params * 4 / 2**20
+    vectors_per_step = 3 + (k - 1) / k
+    stored_gb = (math.ceil(steps / k) + 1 + (k + 1 if k > 1 else 0)) * theta_mb / 1024
+    policy_gb = steps * n_train * 4 / 2**30
+    rows = {}
+    for processes in DATA_PARALLEL_PROCESSES:
+        ring = 2 * (processes - 1) / processes
+        step_mb = vectors_per_step * theta_mb * ring
+        epoch_gb = steps * step_mb / 1024 + (2 * policy_gb if processes > 1 else 0.0)
+        local_chunk = min(chunk, math.ceil(n_train / processes))
+        per_process_gb = (
+            stored_gb + 3 * policy_gb / processes + activation_mb_per_example * local_chunk / 1024
+        )
+        compute_hours = epoch_flops / (processes * GPU_ASSUMED_TFLOPS * 1e12) / 3600
+        bandwidth = NODE_ASSUMED_GBPS if processes <= 8 else NETWORK_ASSUMED_GBPS
+        rows[str(processes)] = {
+            "allreduce_mb_per_step": vectors_per_step * theta_mb,
+            "sent_mb_per_step_per_process": step_mb,
+            "sent_gb_per_epoch_per_process": epoch_gb,
+            "communication_seconds_per_epoch": epoch_gb / bandwidth,
+            "assumed_gbps": bandwidth,
+            "memory_gb_per_process": per_process_gb,
+            "memory_gb_first_process_at_saves": per_process_gb + policy_gb,
+            "epoch_hours": compute_hours + epoch_gb / bandwidth / 3600,
+        }
+    return {
+        "processes": rows,
+        "note": "computed volumes and memory; hours estimated at "
+        f"{GPU_ASSUMED_TFLOPS:g} TFLOP/s per GPU and {NODE_ASSUMED_GBPS:g} GB/s within a node "
+        f"(up to 8 processes), {NETWORK_ASSUMED_GBPS:g} GB/s beyond",
+    }
+
+
+# -- 6. data-parallel processes against threads, measured -------------------------------------
+def data_parallel_epochs(spec: dict) -> None:
+    """Entry of `pipeline.launch` (and of the one-process run): epochs of the Transformer of
+    `spec["settings"]` on this process's share; the first process writes their median time and
+    that of an all-reduce of |θ| floats to `spec["out"]`."""
+    settings, seed = spec["settings"], spec["seed"]
+    whole = transformer_run(settings, seed)
+    splits = {s: shard_batch(getattr(whole, s), s, settings) for s in ("train", "desired", "test")}
+    run = Run(
+        settings,
+        whole.model,
+        splits["train"],
+        splits["desired"],
+        splits["test"],
+        CPU,
+        torch.float32,
+        local_shard(whole.n_train),
+    )
+    theta0 = initial(run, seed)
+    policy = conventional_policy(run)
+    times = []
+    for epoch in range(spec["repeats"] + 1):  # the first warms up
+        barrier()
+        start = time.perf_counter()
+        policy, _ = policy_epoch(run, theta0, policy, epoch)
+        barrier()
+        times.append(time.perf_counter() - start)
+    vector = torch.ones_like(theta0)
+    reduces = [seconds(lambda: all_reduce_sum(vector)) for _ in range(20)]
+    if is_main():
+        result = {
+            "processes": world_size(),
+            "threads": torch.get_num_threads(),
+            "epoch_seconds": statistics.median(times[1:]),
+            "allreduce_ms": 1e3 * statistics.median(reduces),
+        }
+        Path(spec["out"]).write_text(json.dumps(result))
+
+
+def bench_data_parallel(config: dict, seed: int, steps: int, repeats: int, out: Path) -> dict:
+    """A policy epoch (T = `steps`) of the config's Transformer in 1 process × 2 threads and in
+    2 processes × 1 thread (torchrun, gloo), on the same cores; and in 1 process × 1 thread for
+    scale. The load average before each is recorded: on a shared machine it explains a lot."""
+    settings = with_steps(run_settings(config, "transformer"), steps)
+    spec = {"settings": settings, "seed": seed, "repeats": repeats, "device": "cpu"}
+    results = {}
+    threads = torch.get_num_threads()
+    scratch = Path(tempfile.mkdtemp(dir=out))
+    try:
+        for name, (processes, per_process) in DATA_PARALLEL_CASES.items():
+            load = os.getloadavg()[0]
+            case = {**spec, "out": str(scratch / f"{name}.json")}
+            if processes == 1:
+                torch.set_num_threads(per_process)
+                data_parallel_epochs(case)
+                torch.set_num_threads(threads)
+            else:
+                entry = "pipeline.bench:data_parallel_epochs"
+                launch(entry, case, processes, per_process, False, [case["out"]], None)
+            results[name] = {**json.loads(Path(case["out"]).read_text()), "load_average": load}
+    finally:
+        torch.set_num_threads(threads)
+        for path in scratch.iterdir():
+            path.unlink()
+        scratch.rmdir()
+    one, two = (results[k]["epoch_seconds"] for k in list(results)[:2])
+    whole = transformer_run(settings, seed)
+    return {
+        "sizes": {**_sizes(whole), "steps": steps, "params": whole.model.num_params},
+        **results,
+        "speedup_of_processes": one / two,
+        "repeats": repeats,
     }
 
 
@@ -637,6 +788,43 @@ def markdown(results: dict) -> str:
             f"{gpu['activations_gb_per_chunk']:.1f} GB of activations per chunk of "
             f"{gpu['chunk_size']}.",
         ]
+    if "paper_scale" in results and "data_parallel" in results["paper_scale"]:
+        parallel = results["paper_scale"]["data_parallel"]
+        lines += [
+            "",
+            f"Paper preset in P data-parallel processes ({parallel['note']}):",
+            "",
+            "| P | all-reduced per step | sent per process per step | per epoch (time) | memory "
+            "per process (first, at saves) | epoch (estimate) |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for processes, row in parallel["processes"].items():
+            lines.append(
+                f"| {processes} | {row['allreduce_mb_per_step']:.0f} MB "
+                f"| {row['sent_mb_per_step_per_process']:.0f} MB "
+                f"| {row['sent_gb_per_epoch_per_process']:.0f} GB "
+                f"({row['communication_seconds_per_epoch']:.0f} s) "
+                f"| {row['memory_gb_per_process']:.1f} GB "
+                f"({row['memory_gb_first_process_at_saves']:.1f} GB) "
+                f"| {row['epoch_hours']:.2f} h |"
+            )
+    if "data_parallel" in results:
+        d = results["data_parallel"]
+        one, two = d["one_process_two_threads"], d["two_processes_one_thread"]
+        size = d["sizes"]
+        lines += [
+            "",
+            f"Data-parallel on this machine: one policy epoch of the Transformer (|θ| = "
+            f"{size['params']:,}, N = {size['n_train']}, T = {size['steps']}) takes "
+            f"{one['epoch_seconds']:.2f} s in 1 process × 2 threads and "
+            f"{two['epoch_seconds']:.2f} s in 2 processes × 1 thread (gloo; "
+            f"{d['speedup_of_processes']:.2f}× the speed), "
+            f"{d['one_process_one_thread']['epoch_seconds']:.2f} s in 1 process × 1 thread; "
+            f"one all-reduce of |θ| floats {two['allreduce_ms']:.2f} ms. Load average before "
+            "each: "
+            + ", ".join(f"{d[k]['load_average']:.1f}" for k in DATA_PARALLEL_CASES)
+            + " (the machine is shared).",
+        ]
     info = results["machine"]
     lines += [
         "",
@@ -696,6 +884,10 @@ def run_bench(args: argparse.Namespace) -> dict:
             results[section] = bench_memory(config, args.seed, steps, 8 if quick else 32)
         elif section == "paper_scale":
             results[section] = bench_paper_scale(args.seed, 4 if quick else args.paper_chunk)
+        elif section == "data_parallel":
+            steps = min(args.transformer_steps, 4) if quick else args.transformer_steps
+            args.out.mkdir(parents=True, exist_ok=True)
+            results[section] = bench_data_parallel(config, args.seed, steps, repeats, args.out)
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench.json"

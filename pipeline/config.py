@@ -186,9 +186,38 @@ def _least_save_every(epochs: int) -> int:
     return every
 
 
+def run_processes(resources: dict) -> int:
+    """P, the processes of a training job: `resources.processes`, or when that is 0 (automatic)
+    one per GPU of `resources.gpus`, at least one."""
+    return resources.get("processes") or max(1, resources["gpus"])
+
+
+def _process_errors(config: dict, kind: str) -> list[str]:
+    """What keeps an experiment's training jobs from running in `resources.processes` processes."""
+    resources, data = config[kind]["resources"], config[kind]["data"]
+    processes, gpus = run_processes(resources), resources["gpus"]
+    errors = []
+    if gpus > 0 and processes > 1 and processes != gpus:
+        errors.append(
+            f"setting `{kind}.resources.processes` = {processes} with `{kind}.resources.gpus` = "
+            f"{gpus}: each process uses one GPU of its own; set processes to {gpus} (or 0: one "
+            "per GPU), or gpus to the number of processes"
+        )
+    sizes = {f"data.{key}": data[key] for key in ("n_train", "n_desired", "n_test")}
+    for i, entry in enumerate(config[kind].get("scaling_sweep", [])):
+        sizes[f"scaling_sweep[{i}].n_train"] = entry["n_train"]
+    smallest = min(sizes, key=sizes.get)
+    if processes > sizes[smallest]:
+        errors.append(
+            f"setting `{kind}.resources.processes` = {processes}: more processes than examples "
+            f"to share among them (`{kind}.{smallest}` = {sizes[smallest]}); lower it"
+        )
+    return errors
+
+
 def _cross_setting_problems(config: dict) -> list[str]:
     """Rules the schema cannot state: they relate two settings."""
-    problems = []
+    problems = [m for kind in ("perceptron", "transformer") for m in _process_errors(config, kind)]
     for kind in ("perceptron", "transformer"):
         policy = config[kind]["policy"]
         runs = [(f"{kind}.policy.epochs", policy["epochs"])]

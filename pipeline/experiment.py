@@ -1,16 +1,21 @@
-"""A run as the engine needs it: the model, the three data sets on the device, η and T."""
+"""A run as the engine needs it: the model, the three data sets on the device, η and T.
+
+With several processes (pipeline/distributed.py) each holds its contiguous share of each split;
+`Run.train_shard` says which training examples (and columns of γ) are this process's.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pipeline.data.perceptron import load_perceptron_split
+from pipeline.distributed import Shard, local_shard, world_size
 from pipeline.models.base import Batch, LossModel, batch_size, batch_slice
 from pipeline.models.perceptron import Perceptron
 from pipeline.models.transformer import Transformer, TransformerShape
@@ -30,7 +35,14 @@ class Run:
     test: Batch
     device: torch.device
     dtype: torch.dtype
+    #: This process's training examples among all N (all of them in one process).
+    train_shard: Shard = field(default=None)  # type: ignore[assignment]
     validation: Batch | None = None  # held out of the desired set (`policy.selection: validation`)
+
+    def __post_init__(self) -> None:
+        if self.train_shard is None:
+            n = batch_size(self.train)
+            self.train_shard = Shard(0, n, n)
 
     @property
     def eta(self) -> float:
@@ -42,7 +54,8 @@ class Run:
 
     @property
     def n_train(self) -> int:
-        return next(iter(self.train.values())).shape[0]
+        """N, the training examples of all processes together."""
+        return self.train_shard.total
 
     @property
     def log_vocab(self) -> float:
@@ -103,6 +116,8 @@ def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: 
         splits["desired"], splits["validation"] = split_validation(
             splits["desired"], settings["policy"].get("validation_fraction", 0.25)
         )
+    n_train = batch_size(splits["train"])
+    splits = {s: shard_batch(batch, s, settings) for s, batch in splits.items()}
     model = build_model(settings, device)
     splits = {s: model.prepare(batch) for s, batch in splits.items()}  # the model's layout
     return Run(
@@ -113,6 +128,7 @@ def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: 
         splits["test"],
         device,
         dtype,
+        local_shard(n_train),
         validation=splits.get("validation"),
     )
 
@@ -129,6 +145,22 @@ def split_validation(desired: Batch, fraction: float) -> tuple[Batch, Batch]:
             "`policy.selection: validation`; raise `data.n_desired` or use `selection: last`"
         )
     return batch_slice(desired, 0, k - held_out), batch_slice(desired, k - held_out, k)
+
+
+def shard_batch(batch: Batch, split: str, settings: dict) -> Batch:
+    """This process's contiguous share of a split (the whole split in one process)."""
+    processes = world_size()
+    if processes == 1:
+        return batch
+    n = batch_size(batch)
+    if n < processes:
+        raise ValueError(
+            f"the {split} set of run {settings['name']} has {n} examples, fewer than the "
+            f"{processes} processes that share it: lower `{settings['kind']}.resources.processes`"
+            f" (or `{settings['kind']}.resources.gpus`) to at most {n}"
+        )
+    share = local_shard(n)
+    return {k: v[share.slice].clone() for k, v in batch.items()}
 
 
 def initial_parameters(run: Run, seed: int) -> torch.Tensor:

@@ -3,6 +3,10 @@ sets up logging / threads / device, and calls the pure functions of the package.
 
 Rules stay thin (workflow/scripts/<job>.py is one call into this module), and each job can be
 run by hand from Python with any object exposing input, output, params, log, threads, config.
+
+The training jobs (optimize_policy, evaluate_policy) turn their `snakemake` object into a plain
+spec and run `<job>_run(spec)` here, or, when the experiment asks for `resources.processes` > 1,
+in that many processes (pipeline/launch.py: torchrun, or srun inside a SLURM job).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.config import run_processes
 from pipeline.runtime import job, resolve_device, resolve_dtype, rule_log
 
 if TYPE_CHECKING:  # torch is imported by the training jobs only: figure jobs start faster
@@ -23,22 +28,56 @@ if TYPE_CHECKING:  # torch is imported by the training jobs only: figure jobs st
 log = logging.getLogger("pipeline.jobs")
 
 
-def _load_run(smk) -> Run:
+def _training_spec(smk) -> dict:
+    """What every process of a training job needs, as plain JSON-able values."""
+    return {
+        "settings": smk.params.settings,
+        "data_dir": str(Path(smk.input.data[0]).parent),
+        "device": smk.config["device"],
+        "dtype": smk.config["dtype"],
+        "seed": smk.params.seed,
+    }
+
+
+def _run_training(smk, entry: str, spec: dict) -> None:
+    """`entry(spec)` in this process, or in `resources.processes` processes (pipeline.launch)."""
+    resources = spec["settings"]["resources"]
+    processes = run_processes(resources)
+    if processes == 1:
+        with job(rule_log(smk), smk.threads):
+            globals()[entry](spec)
+        return
+    from pipeline.launch import launch
+
+    with job(None, smk.threads):  # the processes' first one writes the rule's log
+        launch(
+            f"pipeline.jobs:{entry}",
+            spec,
+            processes,
+            min(resources["threads"], max(1, smk.threads // processes)),
+            resources["gpus"] > 0,
+            [str(path) for path in smk.output],
+            rule_log(smk),
+        )
+
+
+def _load_run(spec: dict) -> Run:
+    from pipeline.distributed import world_size
     from pipeline.experiment import load_run
 
-    settings = smk.params.settings
-    device = resolve_device(smk.config["device"])
-    dtype = resolve_dtype(smk.config["dtype"])
-    data_dir = Path(smk.input.data[0]).parent
-    run = load_run(settings, data_dir, device, dtype)
+    settings = spec["settings"]
+    device = resolve_device(spec["device"])
+    dtype = resolve_dtype(spec["dtype"])
+    run = load_run(settings, spec["data_dir"], device, dtype)
     log.info(
-        "run %s on %s (%s): N=%d, T=%d, eta=%g",
+        "run %s on %s (%s): N=%d, T=%d, eta=%g, %d process(es)",
         settings["name"],
         device,
         dtype,
         run.n_train,
         run.steps,
         run.eta,
+        world_size(),
     )
     return run
 
@@ -81,31 +120,47 @@ def perceptron_data(smk) -> None:
 
 def optimize_policy(smk) -> None:
     from pipeline.config import policy_name
+
+    out_dir = Path(smk.output.policies)
+    spec = {
+        **_training_spec(smk),
+        "policies": {e: str(out_dir / f"{policy_name(e)}.pt") for e in smk.params.saved_epochs},
+        "history": str(smk.output.history),
+        "resume_dir": str(smk.params.resume_dir),
+    }
+    if smk.params.settings["policy"].get("selection", "last") == "validation":
+        spec["selected"] = str(out_dir / "selected.pt")
+    _run_training(smk, "optimize_policy_run", spec)
+
+
+def optimize_policy_run(spec: dict) -> None:
+    """The policy optimisation of a spec (`optimize_policy`), in this process."""
+    from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters
     from pipeline.policy.optimize import optimize_policy as optimize
     from pipeline.training.descent import TrainingDiverged
 
-    with job(rule_log(smk), smk.threads):
-        run = _load_run(smk)
-        theta0 = initial_parameters(run, smk.params.seed)
-        out_dir = Path(smk.output.policies)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = {e: out_dir / f"{policy_name(e)}.pt" for e in smk.params.saved_epochs}
-        try:
-            optimize(
-                run,
-                theta0,
-                paths,
-                Path(smk.output.history),
-                Path(smk.params.resume_dir),
-                smk.params.seed,
-                selected_path=out_dir / "selected.pt" if run.validation is not None else None,
-            )
-        except TrainingDiverged as err:
-            raise _diverged(err, run.settings) from None
+    run = _load_run(spec)
+    theta0 = initial_parameters(run, spec["seed"])
+    paths = {int(e): Path(path) for e, path in spec["policies"].items()}
+    if is_main():
+        next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        optimize(
+            run,
+            theta0,
+            paths,
+            Path(spec["history"]),
+            Path(spec["resume_dir"]),
+            spec["seed"],
+            selected_path=Path(spec["selected"]) if spec.get("selected") else None,
+        )
+    except TrainingDiverged as err:
+        raise _diverged(err, run.settings) from None
+    barrier()  # the outputs exist when any process returns
 
 
-def load_policy(policies: Path, name: str, device: torch.device) -> torch.Tensor:
+def load_policy(path: Path, device: torch.device) -> torch.Tensor:
     """A saved policy γ (T × N) of `optimize_policy`; a damaged file says how to rebuild it."""
     import pickle
 
@@ -113,40 +168,54 @@ def load_policy(policies: Path, name: str, device: torch.device) -> torch.Tensor
 
     from pipeline.results import PipelineFileError, rebuild_hint
 
-    path = policies / f"{name}.pt"
     try:
         return torch.load(path, map_location=device)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise PipelineFileError(
             f"{path} cannot be read as a saved policy ({type(err).__name__}: {err}); "
-            f"{rebuild_hint(policies)}."
+            f"{rebuild_hint(path.parent)}."
         ) from None
 
 
 def evaluate_policy(smk) -> None:
+    spec = {
+        **_training_spec(smk),
+        "policy": None,
+        "steps": str(smk.output.steps),
+        "examples": str(smk.output.examples),
+    }
+    if smk.params.policy != "conventional":
+        spec["policy"] = str(Path(smk.input.policies) / f"{smk.params.policy}.pt")
+    _run_training(smk, "evaluate_policy_run", spec)
+
+
+def evaluate_policy_run(spec: dict) -> None:
+    """The evaluation of a spec (`evaluate_policy`), in this process."""
+    from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters
     from pipeline.training.descent import TrainingDiverged
     from pipeline.training.evaluate import dump_steps, evaluate_policy, write_dumps
 
-    with job(rule_log(smk), smk.threads):
-        run = _load_run(smk)
-        theta0 = initial_parameters(run, smk.params.seed)
-        policy = None
-        if smk.params.policy != "conventional":
-            policy = load_policy(Path(smk.input.policies), smk.params.policy, run.device)
-            policy = policy.to(run.dtype)
-        evaluate = run.settings["evaluate"]
-        dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
-        try:
-            steps, examples = evaluate_policy(run, theta0, policy, dumped)
-        except TrainingDiverged as err:
-            raise _diverged(err, run.settings) from None
-        write_dumps(steps, examples, smk.output.steps, smk.output.examples)
+    run = _load_run(spec)
+    theta0 = initial_parameters(run, spec["seed"])
+    policy = None
+    if spec["policy"] is not None:  # whole on disk (T × N): this process's columns
+        policy = load_policy(Path(spec["policy"]), run.device)[:, run.train_shard.slice]
+        policy = policy.to(dtype=run.dtype).contiguous()
+    evaluate = run.settings["evaluate"]
+    dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
+    try:
+        steps, examples = evaluate_policy(run, theta0, policy, dumped)
+    except TrainingDiverged as err:
+        raise _diverged(err, run.settings) from None
+    if is_main():
+        write_dumps(steps, examples, spec["steps"], spec["examples"])
         log.info(
             "final test loss %.5g, test AUC %.5g",
             steps["test_loss"].iloc[-1],
             steps["test_loss"].iloc[1:].sum(),
         )
+    barrier()
 
 
 def summarize(smk) -> None:

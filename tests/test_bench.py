@@ -82,6 +82,25 @@ def test_quick_bench_writes_every_figure(tmp_path):
     assert gpu["checkpoint_every"] == 63  # √4000
     assert gpu["every_theta_stored_gb"] > 10 * gpu["stored_thetas_gb"] > 0
     assert positive(gpu["epoch_hours"]) and positive(gpu["activations_gb_per_chunk"])
+    parallel = paper["data_parallel"]["processes"]  # P data-parallel processes, computed
+    one, eight = parallel["1"], parallel["8"]
+    assert one["sent_mb_per_step_per_process"] == 0 and one["sent_gb_per_epoch_per_process"] == 0
+    theta_mb = paper["measured_cpu"]["params"] * 4 / 2**20  # 3 + (k−1)/k vectors per step
+    assert math.isclose(eight["allreduce_mb_per_step"], (3 + 62 / 63) * theta_mb)
+    assert math.isclose(eight["sent_mb_per_step_per_process"], 2 * 7 / 8 * (3 + 62 / 63) * theta_mb)
+    assert one["memory_gb_per_process"] > eight["memory_gb_per_process"] > gpu["stored_thetas_gb"]
+    assert one["epoch_hours"] > 4 * eight["epoch_hours"] > 0
+
+    measured = results["data_parallel"]  # 2 processes × 1 thread against 1 × 2, here
+    for name, processes, threads in [
+        ("one_process_two_threads", 1, 2),
+        ("two_processes_one_thread", 2, 1),
+        ("one_process_one_thread", 1, 1),
+    ]:
+        case = measured[name]
+        assert case["processes"] == processes and case["threads"] == threads, name
+        assert positive(case["epoch_seconds"]) and case["load_average"] >= 0, name
+    assert positive(measured["two_processes_one_thread"]["allreduce_ms"])
 
     table = (tmp_path / "bench.md").read_text()
     assert "Perceptron: epoch / conventional run" in table and "projection of 200 × 2048" in table

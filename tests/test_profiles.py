@@ -32,11 +32,11 @@ class Resources(dict):
     __getattr__ = dict.__getitem__
 
 
-def planned_jobs(workdir, preset: str) -> tuple[list[SimpleNamespace], str]:
+def planned_jobs(workdir, *presets: str) -> tuple[list[SimpleNamespace], str]:
     """Every job of a dry run with profiles/slurm: rule, threads, resources."""
     # --cores: a dry run caps threads at the local cores; SLURM jobs are not capped.
     result = snakemake(
-        workdir, "--profile", str(ROOT / "profiles" / "slurm"), "--configfile", preset,
+        workdir, "--profile", str(ROOT / "profiles" / "slurm"), "--configfile", *presets,
         "--dry-run", "--cores", "64",
     )  # fmt: skip
     output = result.stdout + result.stderr
@@ -94,6 +94,29 @@ def test_paper_preset_submits_the_training_rules_with_a_gpu(tmp_path):
         else:
             assert "--gpus" not in call and "gres" not in call, call
             assert "--cpus-per-task=" in call and " --ntasks=1" in call, call
+
+
+def test_paper_preset_on_eight_gpus_of_one_node_submits_eight_tasks(tmp_path):
+    """`transformer.resources.gpus: 8` (processes follow): one job of 8 SLURM tasks, one GPU,
+    4 CPUs and 64 GB each, which pipeline/launch.py starts with srun (the `mpi` resource keeps
+    the plugin from wrapping the job in `srun -n1`)."""
+    overlay = tmp_path / "gpus.yaml"
+    overlay.write_text("transformer: {resources: {gpus: 8}}\n")
+    jobs, _ = planned_jobs(tmp_path, PAPER, str(overlay))
+    training = [j for j in jobs if j.name in TRAINING_RULES and j.run.startswith("transformer")]
+    assert {j.name for j in training} == TRAINING_RULES
+    shown = set()
+    for job in training:
+        call = sbatch(job)
+        if job.name not in shown:
+            shown.add(job.name)
+            print(f"{job.name} (8 GPUs): {call}", file=sys.stderr)
+        assert " --gpus=8" in call and " --ntasks-per-gpu=1" in call and " --ntasks=8" in call
+        assert "--cpus-per-task=4" in call and " --mem 512000" in call, call
+        assert job.resources["mpi"] == "srun" and job.threads == 32
+    for job in jobs:
+        if job.name in TRAINING_RULES and job.run == "perceptron":
+            assert "mpi" not in job.resources and " --ntasks=1" in sbatch(job)
 
 
 def test_no_gpu_request_when_gpus_is_zero(tmp_path):

@@ -126,3 +126,25 @@ def test_kill_9_leaves_jobs_and_a_lock_and_unlock_recovers(tmp_path):
     assert "resuming policy optimisation at epoch" in log
     history = pd.read_parquet(tmp_path / "results" / "perceptron" / "policy_history.parquet")
     assert list(history["epoch"]) == list(range(401))
+
+
+def test_two_processes_give_the_same_parquet_outputs_as_one(smoke_run, tmp_path):
+    """The Perceptron's policy optimisation and one evaluation in 2 gloo processes (torchrun),
+    against the one-process smoke run: the same files, equal up to float32 round-off."""
+    overlay = smoke_run / "stories.yaml"
+    outputs = ["results/perceptron/policy_history.parquet",
+               "results/perceptron/dumps/epoch0004/steps.parquet",
+               "results/perceptron/dumps/epoch0004/examples.parquet"]  # fmt: skip
+    result = snakemake(
+        tmp_path, *outputs, "--configfile", SMOKE, str(overlay),
+        "--config", "perceptron={resources: {processes: 2}}",
+    )  # fmt: skip
+    log = (tmp_path / "results" / "logs" / "perceptron" / "optimize_policy.log").read_text()
+    assert "2 processes started by torchrun, gloo backend" in log, result.stderr[-3000:]
+    for path in outputs:
+        one, two = (pd.read_parquet(d / path).drop(columns="seconds", errors="ignore")
+                    for d in (smoke_run, tmp_path))  # fmt: skip
+        assert list(two.columns) == list(one.columns) and len(two) == len(one), path
+        for column in one.columns:
+            scale = max(float(one[column].abs().max()), 1e-30)
+            assert float((two[column] - one[column]).abs().max()) <= 1e-5 * scale, (path, column)

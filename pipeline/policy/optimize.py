@@ -15,6 +15,10 @@ With `policy.selection: validation` the run holds out part of the desired set (`
 J leaves it out, every epoch's policy gets its AUC on it, and the policy of the epoch with the
 lowest one (epoch 0, the conventional policy, included) is saved as the near-optimal policy
 `selected.pt`. The test set never chooses anything.
+
+With several processes each optimises its columns of γ (`run.train_shard`); the saved policies
+and resume states are whole (T × N), written by the first process, so that a run can resume with
+another number of processes and the evaluation can read them.
 """
 
 from __future__ import annotations
@@ -35,19 +39,28 @@ import torch
 from torch import Tensor
 
 from pipeline.analysis.metrics import compression_ratio
+from pipeline.distributed import (
+    all_reduce_mean,
+    gather_columns,
+    global_norm,
+    is_main,
+    mean_share,
+    total_count,
+)
 from pipeline.experiment import Run
+from pipeline.models.base import batch_size
 from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
 from pipeline.policy.simplex import project_to_simplex
-from pipeline.progress import Progress
+from pipeline.progress import SILENT, Progress
 from pipeline.training.descent import TrainingDiverged, conventional_weights, descent_step
 
 log = logging.getLogger(__name__)
 
 
 def conventional_policy(run: Run) -> Tensor:
-    """γ_{t,n} = 1/N for every step and example."""
+    """γ_{t,n} = 1/N for every step and example (this process's examples n)."""
     row = conventional_weights(run.n_train, torch.empty((), dtype=run.dtype, device=run.device))
-    return row.expand(run.steps, -1).clone()
+    return row[run.train_shard.slice].expand(run.steps, -1).clone()
 
 
 def policy_step_size(settings: dict, epoch: int, steps: int) -> float:
@@ -71,21 +84,25 @@ def loss_curves(run: Run, theta0: Tensor, policy: Tensor) -> dict[str, Tensor]:
             curves[name][t] = run.model.mean_loss(theta, batch)
         if t < run.steps:
             theta = descent_step(run.model, theta, run.train, policy[t], run.eta)[0]
-    return curves
+    return {
+        name: all_reduce_mean(curves[name], mean_share(batch_size(sets[name]))) for name in sets
+    }
 
 
 @dataclass
 class Selection:
-    """The best policy on the validation set so far (`policy.selection: validation`)."""
+    """The best policy on the validation set so far (`policy.selection: validation`); the whole
+    policy is held by the first process only."""
 
     epoch: int = -1
     auc: float = math.inf
     policy: Tensor | None = None
 
-    def offer(self, epoch: int, auc: float, policy: Tensor) -> None:
-        """Keep `policy` if its validation AUC is the lowest yet (the earlier epoch on ties)."""
+    def offer(self, epoch: int, auc: float, run: Run, policy: Tensor) -> None:
+        """Keep `policy` if its validation AUC is the lowest yet (the earlier epoch on ties). The
+        AUC is the same on every process, so all of them take part in gathering the columns."""
         if auc < self.auc:
-            self.epoch, self.auc, self.policy = epoch, auc, policy.detach().cpu().clone()
+            self.epoch, self.auc, self.policy = epoch, auc, whole_policy(run, policy)
 
 
 @dataclass
@@ -144,6 +161,12 @@ def _save_atomic(obj: object, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     tmp.replace(path)
+
+
+def whole_policy(run: Run, policy: Tensor) -> Tensor | None:
+    """γ (T × N) on the CPU of the first process, from every process's columns; None elsewhere."""
+    whole = gather_columns(policy, run.n_train)
+    return None if whole is None else whole.cpu()
 
 
 def _publish(source: Path, target: Path, staging: Path) -> None:
@@ -210,20 +233,24 @@ def optimize_policy(
     epochs = settings["epochs"]
     k = settings["checkpoint_every"] or sqrt_checkpointing(run.steps)
     fingerprint = settings_fingerprint(run, seed)
-    resume_dir.mkdir(parents=True, exist_ok=True)
+    if is_main():
+        resume_dir.mkdir(parents=True, exist_ok=True)
 
     state = load_resume_state(resume_dir, fingerprint, policy_paths)
     if state is None:
         epoch, policy, history, selection = 0, conventional_policy(run), [], Selection()
     else:
         epoch, history, selection = state.epoch, state.history, state.selection
-        policy = state.policy.to(device=run.device, dtype=run.dtype)
+        columns = state.policy[:, run.train_shard.slice]  # the state is whole: any process count
+        policy = columns.to(device=run.device, dtype=run.dtype)
         log.info(
             "resuming policy optimisation at epoch %d of %d from %s", epoch, epochs, resume_dir
         )
 
-    progress = Progress(
-        run.settings["name"], {"forward": run.steps, "adjoint": run.steps}, epochs, epoch
+    progress = (
+        Progress(run.settings["name"], {"forward": run.steps, "adjoint": run.steps}, epochs, epoch)
+        if is_main()
+        else SILENT
     )
     while True:
         start = time.perf_counter()
@@ -258,13 +285,15 @@ def optimize_policy(
             "test_auc": test_auc,
             "test_compression_ratio": compression_ratio(test_auc, run.steps, run.log_vocab),
             "final_test_loss": float(test_losses[-1]),
-            "support": int(torch.count_nonzero(policy)) / policy.numel(),
+            "support": total_count(int(torch.count_nonzero(policy))) / (run.steps * run.n_train),
         }
         if validation_losses is not None:
             row["validation_auc"] = float(validation_losses[1:].sum())
-            selection.offer(epoch, row["validation_auc"], policy)
+            selection.offer(epoch, row["validation_auc"], run, policy)
         if epoch in policy_paths:
-            torch.save(policy.cpu(), resume_policy_path(resume_dir, epoch))
+            whole = whole_policy(run, policy)
+            if is_main():
+                torch.save(whole, resume_policy_path(resume_dir, epoch))
         if epoch == epochs:
             row["seconds"] = time.perf_counter() - start
             history.append(row)
@@ -272,7 +301,7 @@ def optimize_policy(
         eps = policy_step_size(settings, epoch, run.steps)
         policy = project_to_simplex(torch.add(policy, result.grad, alpha=-eps))
         row.update(
-            step_size=eps, grad_norm=float(result.grad.norm()), seconds=time.perf_counter() - start
+            step_size=eps, grad_norm=global_norm(result.grad), seconds=time.perf_counter() - start
         )
         history.append(row)
         log.info(
@@ -287,16 +316,18 @@ def optimize_policy(
         epoch += 1
         progress.end_epoch()
         if epoch in policy_paths or epoch == epochs:
-            _save_atomic(
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "policy": policy.cpu(),
-                    "history": history,
-                    "selection": vars(selection),
-                },
-                resume_dir / "state.pt",
-            )
+            whole = whole_policy(run, policy)
+            if is_main():
+                _save_atomic(
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "policy": whole,
+                        "history": history,
+                        "selection": vars(selection),
+                    },
+                    resume_dir / "state.pt",
+                )
     progress.close()
     selected = None
     if run.validation is not None:
@@ -310,4 +341,6 @@ def optimize_policy(
         )
         if selected_path is not None:
             selected = (selection.policy, selected_path)
+    if not is_main():  # the first process writes every output
+        return pd.DataFrame(history)
     return finish_optimisation(resume_dir, policy_paths, history, history_path, selected)

@@ -8,12 +8,25 @@ monotonically and reaches S exactly in a few passes (2–6 on the policies of th
 a cheap vectorised pass. A row is accepted only at a fixed point — S unchanged by the update, which
 is exactly the optimality condition above — so the result is the exact projection, not an
 approximation; rows that have not reached it after `max_iterations` are sorted instead.
+
+With several processes (pipeline/distributed.py) each holds a share of the columns of every row.
+Michelot's iteration needs only per-row sums, counts and maxima, which are all-reduced, so no
+process holds a whole row; only the rare rows that fall back to sorting are gathered whole.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from pipeline.distributed import (
+    all_gather_columns,
+    all_reduce_max,
+    all_reduce_sum,
+    local_shard,
+    total_count,
+    world_size,
+)
 
 #: Elements per block of rows: a block and its temporaries stay in the CPU cache.
 BLOCK_ELEMENTS = 1 << 18
@@ -35,30 +48,40 @@ def sort_projection(v: Tensor) -> Tensor:
     return (v - tau).clamp_min_(0)
 
 
-def shifted_to_max_zero(v: Tensor) -> Tensor:
+def shifted_to_max_zero(v: Tensor, columns_shared: bool = False) -> Tensor:
     """v − max_i v_i per row: the projection is unchanged by adding a constant to a row, and with
     the largest entry at 0 the threshold lies in [−1, 0), so rows with huge entries (an exploding
-    policy gradient) keep full precision where it matters instead of losing the 1 to rounding."""
-    return v - v.amax(dim=-1, keepdim=True)
+    policy gradient) keep full precision where it matters instead of losing the 1 to rounding.
+    `columns_shared`: v holds this process's columns; the maximum is over every process's."""
+    row_max = v.amax(dim=-1, keepdim=True)
+    return v - (all_reduce_max(row_max) if columns_shared else row_max)
 
 
-def simplex_threshold(v: Tensor, max_iterations: int) -> tuple[Tensor, Tensor]:
+def simplex_threshold(
+    v: Tensor, max_iterations: int, n: int | None = None
+) -> tuple[Tensor, Tensor]:
     """(τ, converged): Michelot's threshold for every row of v (..., N), shapes (..., 1).
 
     τ starts at max((Σv − 1)/N, max v − 1), a lower bound of the exact threshold, and every update
     keeps it one; `converged` marks the rows that reached the fixed point, where τ is exact.
+    With several processes v holds this process's columns of rows of length `n`; the per-row
+    sums, counts and maxima are all-reduced, so every process finds the same τ.
     """
-    n = v.shape[-1]
-    tau = torch.maximum((v.sum(-1, keepdim=True) - 1) / n, v.amax(-1, keepdim=True) - 1)
+    n = n or v.shape[-1]
+    totals = all_reduce_sum(v.sum(-1, keepdim=True))
+    tau = torch.maximum((totals - 1) / n, all_reduce_max(v.amax(-1, keepdim=True)) - 1)
     size = torch.full_like(tau, n + 1)  # |S| of the previous iteration (none yet)
     converged = torch.zeros_like(tau, dtype=torch.bool)
     for _ in range(max_iterations):
         excess = (v - tau).clamp_(min=0)  # (v_i − τ) on S, 0 elsewhere
-        new_size = excess.sign().sum(-1, keepdim=True)  # |S|: a float sum of 0/1 is exact
+        # |S| (a float sum of 0/1 is exact) and Σ_S (v_i − τ), summed over processes at once
+        sums = torch.cat([excess.sign().sum(-1, keepdim=True), excess.sum(-1, keepdim=True)], -1)
+        all_reduce_sum(sums)
+        new_size, excess_sum = sums[..., :1], sums[..., 1:]
         converged = (new_size == size) & (new_size > 0)
         if converged.all():
             break
-        tau = torch.maximum(tau, tau + (excess.sum(-1, keepdim=True) - 1) / new_size)
+        tau = torch.maximum(tau, tau + (excess_sum - 1) / new_size)
         size = new_size
     return tau, converged
 
@@ -67,16 +90,21 @@ def project_to_simplex(v: Tensor, max_iterations: int = 50) -> Tensor:
     """argmin_{p ∈ Δ} ‖p − v_t‖ for every row v_t of v (T × N); exact zeros outside the support.
 
     Rows are processed in cache-sized blocks (no full-size temporaries); each block by Michelot's
-    iteration, and its rows that have not converged by sorting.
+    iteration, and its rows that have not converged by sorting. With several processes v holds
+    this process's columns (`local_shard(N)`), and so does the result.
     """
     out = torch.empty_like(v)
-    rows = max(1, BLOCK_ELEMENTS // max(1, v.shape[-1]))
+    n = total_count(v.shape[-1])
+    own = local_shard(n)
+    # The same blocks on every process (its collectives must match): sized by the widest share.
+    rows = max(1, BLOCK_ELEMENTS // max(1, -(-n // world_size())))
     for start in range(0, v.shape[0], rows):
-        block = shifted_to_max_zero(v[start : start + rows])
+        block = shifted_to_max_zero(v[start : start + rows], columns_shared=True)
         target = out[start : start + rows]
-        tau, converged = simplex_threshold(block, max_iterations)
+        tau, converged = simplex_threshold(block, max_iterations, n)
         torch.sub(block, tau, out=target).clamp_(min=0)
         if not converged.all():
             slow = (~converged).squeeze(-1).nonzero().squeeze(-1)
-            target[slow] = sort_projection(block[slow])
+            whole = all_gather_columns(block[slow], n)  # only these rows, whole
+            target[slow] = sort_projection(whole)[:, own.slice]
     return out

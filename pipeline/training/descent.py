@@ -1,6 +1,9 @@
 """Full-batch gradient descent under a learning policy (Eq. 1):
 
 θ_{t+1} = θ_t − η ∇_θ Σ_n γ_{t,n} l(x_n, θ_t),  t = 0 … T−1.
+
+With several processes (pipeline/distributed.py) the sum over n runs over every process's
+examples: each computes its part, and the parts are all-reduced.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ import math
 import torch
 from torch import Tensor
 
-from pipeline.models.base import Batch, LossModel, batch_size
+from pipeline.distributed import Shard, all_reduce_sum
+from pipeline.models.base import Batch, LossModel
 
 #: Training counts as diverged when its weighted loss exceeds this multiple of the loss at θ_0.
 DIVERGENCE_FACTOR = 100.0
@@ -64,13 +68,18 @@ def check_finite_steps(weighted_losses: Tensor) -> None:
 def descent_step(
     model: LossModel, theta: Tensor, train: Batch, weights: Tensor, eta: float
 ) -> tuple[Tensor, Tensor]:
-    """(θ_{t+1}, l(θ_t)): one full-batch GD step under policy row γ_t = weights."""
+    """(θ_{t+1}, l(θ_t)): one full-batch GD step under policy row γ_t = weights.
+
+    With several processes `train` and `weights` are this process's examples and their weights,
+    and `l(θ_t)` their losses; θ_{t+1} is the same on every process.
+    """
     g, losses = model.weighted_grad(theta, train, weights)
-    return theta - eta * g, losses
+    return theta - eta * all_reduce_sum(g), losses
 
 
-def policy_row(policy: Tensor | None, t: int, train: Batch, like: Tensor) -> Tensor:
-    """γ_t: row t of the policy, or the conventional row when the policy is None."""
+def policy_row(policy: Tensor | None, t: int, shard: Shard, like: Tensor) -> Tensor:
+    """γ_t: row t of the policy, or the conventional row 1/N when the policy is None (this
+    process's examples `shard` of the N)."""
     if policy is None:
-        return conventional_weights(batch_size(train), like)
+        return conventional_weights(shard.total, like)[shard.slice]
     return policy[t]

@@ -20,6 +20,7 @@ from pipeline.config import (
     dataset_run,
     policy_name,
     run_names,
+    run_processes,
     run_settings,
     saved_epochs,
     scaling_sweep_runs,
@@ -114,6 +115,35 @@ def run_resources(key):
     `gpu` of 0 makes snakemake-executor-plugin-slurm add no GPU flag (`--gpus=N` otherwise).
     """
     return lambda wildcards: settings(wildcards.run)["resources"][key]
+
+
+def run_job_total(key):
+    """`resources.<key>` (per process) times the job's processes: the job's threads and memory,
+    for the local scheduler and the SLURM allocation of one node."""
+
+    def total(wildcards):
+        resources = settings(wildcards.run)["resources"]
+        return resources[key] * run_processes(resources)
+
+    return total
+
+
+def run_tasks(key):
+    """The SLURM plugin's task resources of a training job: `tasks` (its processes),
+    `tasks_per_gpu` (1 with GPUs: sbatch --ntasks-per-gpu=1, one process per GPU) and `mpi`
+    (with several processes: the plugin runs the job script without its own `srun -n1`, and
+    pipeline/launch.py starts the processes as SLURM tasks with srun). None drops the resource."""
+
+    def value(wildcards):
+        resources = settings(wildcards.run)["resources"]
+        processes = run_processes(resources)
+        if key == "tasks":
+            return processes
+        if key == "tasks_per_gpu":
+            return 1 if resources["gpus"] > 0 else None
+        return "srun" if processes > 1 else None
+
+    return value
 
 
 def policy_input(wildcards):

@@ -18,11 +18,15 @@ rule optimize_policy:
         "results/logs/{run}/optimize_policy.log",
     benchmark:
         "results/benchmarks/{run}/optimize_policy.tsv"
-    threads: run_resources("threads")
+    threads: run_job_total("threads")
     resources:
-        mem_mb=run_resources("mem_mb"),
+        mem_mb=run_job_total("mem_mb"),
         runtime=run_resources("runtime"),
         gpu=run_resources("gpus"),
+        cpus_per_task=run_resources("threads"),
+        tasks=run_tasks("tasks"),
+        tasks_per_gpu=run_tasks("tasks_per_gpu"),
+        mpi=run_tasks("mpi"),
     conda:
         TRAIN_ENV
     script:
@@ -44,11 +48,15 @@ rule evaluate_policy:
         "results/logs/{run}/evaluate_{policy}.log",
     benchmark:
         "results/benchmarks/{run}/evaluate_{policy}.tsv"
-    threads: run_resources("threads")
+    threads: run_job_total("threads")
     resources:
-        mem_mb=run_resources("mem_mb"),
+        mem_mb=run_job_total("mem_mb"),
         runtime=run_resources("runtime"),
         gpu=run_resources("gpus"),
+        cpus_per_task=run_resources("threads"),
+        tasks=run_tasks("tasks"),
+        tasks_per_gpu=run_tasks("tasks_per_gpu"),
+        mpi=run_tasks("mpi"),
     conda:
         TRAIN_ENV
     script:

@@ -1,0 +1,204 @@
+"""Run a training job in P processes: torchrun on one node, or SLURM tasks started by srun.
+
+`launch` is what a training rule's script calls when its experiment asks for
+`resources.processes` > 1. It writes the job's spec (plain JSON: settings, paths, seed) to a
+scratch directory beside the job's outputs and starts P copies of `python -m pipeline.launch`:
+
+- inside a SLURM allocation (SLURM_JOB_ID set and srun present: a job of profiles/slurm, which
+  asks for P tasks), as P SLURM tasks by `srun`; the processes meet at this host (MASTER_ADDR,
+  a free MASTER_PORT), which is the first node of the allocation, where task 0 runs;
+- elsewhere by torchrun (`python -m torch.distributed.run --standalone`) on this machine.
+
+Each process joins the process group (pipeline/distributed.py: NCCL on GPUs, gloo on CPUs),
+runs the job's entry function on its share of the examples, and the first process writes every
+output and the rule's log. If a process fails, the launcher (torchrun, or srun with
+--kill-on-bad-exit) stops the others; `launch` then deletes the job's outputs and raises an
+error naming the process and its exception, which it also appends to the rule's log.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+log = logging.getLogger("pipeline.launch")
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def in_slurm_allocation() -> bool:
+    """True inside a SLURM job whose srun can start the processes as tasks."""
+    return "SLURM_JOB_ID" in os.environ and shutil.which("srun") is not None
+
+
+def free_port() -> int:
+    """A TCP port free on this host now (for the processes' rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
+def launch_command(processes: int, threads: int, gpus: bool, workdir: Path) -> list[str]:
+    """The command that starts the P processes, each running `python -m pipeline.launch`."""
+    worker = [sys.executable, "-m", "pipeline.launch", str(workdir)]
+    if in_slurm_allocation():
+        return [
+            "srun",
+            f"--ntasks={processes}",
+            f"--cpus-per-task={threads}",
+            *(["--gpus-per-task=1"] if gpus else []),
+            "--kill-on-bad-exit=1",
+            "--export=ALL",
+            *worker,
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "--max-restarts=0",
+        *worker[1:],
+    ]
+
+
+def launch(
+    entry: str,
+    spec: dict,
+    processes: int,
+    threads: int,
+    gpus: bool,
+    outputs: list[str],
+    log_path: str | None,
+) -> None:
+    """Run `entry` ("module:function", called with the spec) in `processes` processes of
+    `threads` threads each (and one GPU each if `gpus`); raise naming the first failure."""
+    scratch = Path(outputs[0]).parent
+    scratch.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=".launch-", dir=scratch))
+    try:
+        (workdir / "errors").mkdir()
+        job_spec = {**spec, "entry": entry, "threads": threads, "log": log_path}
+        (workdir / "spec.json").write_text(json.dumps(job_spec, indent=1))
+        command = launch_command(processes, threads, gpus, workdir)
+        env = {
+            **os.environ,
+            # the package for every process, wherever it starts
+            "PYTHONPATH": os.pathsep.join(
+                [str(PACKAGE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]
+            ),
+            "OMP_NUM_THREADS": str(threads),
+        }
+        if command[0] == "srun":
+            env.update(MASTER_ADDR=socket.gethostname(), MASTER_PORT=str(free_port()))
+        log.info("starting %d processes: %s", processes, shlex.join(command))
+        start = time.perf_counter()
+        result = subprocess.run(command, env=env)
+        if result.returncode != 0:
+            for output in map(Path, outputs):
+                if output.is_dir():
+                    shutil.rmtree(output)
+                else:
+                    output.unlink(missing_ok=True)
+            message = failure_message(workdir / "errors", processes, command, result.returncode)
+            if log_path:
+                with open(log_path, "a") as handle:
+                    handle.write(f"\n{message}\n")
+            raise RuntimeError(message)
+        log.info("%d processes done in %.1f s", processes, time.perf_counter() - start)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def failure_message(errors: Path, processes: int, command: list[str], code: int) -> str:
+    """What failed: the first process's exception that is not a consequence of another's."""
+    reports = [json.loads(p.read_text()) for p in sorted(errors.glob("rank*.json"))]
+    # A process whose peer died fails in a collective: report the cause, not the echo.
+    reports.sort(key=lambda r: (r["collective"], r["time"]))
+    launcher = command[0] if command[0] == "srun" else "torchrun"
+    if not reports:
+        return (
+            f"{processes} processes under {launcher} failed (exit code {code}) without a Python "
+            "error: a process was killed (out of memory? time limit?); its output is above"
+        )
+    first = reports[0]
+    others = [r["rank"] for r in reports[1:]]
+    also = f"; processes {others} failed after it" if others else ""
+    return (
+        f"process {first['rank']} of {processes} failed: {first['error']}{also}. "
+        f"The job's outputs were removed.\n{first['traceback']}"
+    )
+
+
+# -- the worker: one of the P processes -------------------------------------------------------
+def _resolve(entry: str):
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _report(errors: Path, err: BaseException) -> None:
+    import torch.distributed as dist
+
+    from pipeline.distributed import launched_environment
+
+    index = (launched_environment() or (0, 1, 0))[0]
+    peer_lost = ("Connection closed by peer", "Connection reset by peer", "NCCL communicator")
+    collective = isinstance(err, getattr(dist, "DistError", ())) or any(
+        text in str(err) for text in peer_lost
+    )
+    report = {
+        "rank": index,
+        "time": time.time(),
+        "collective": collective,
+        "error": f"{type(err).__name__}: {err}",
+        "traceback": "".join(traceback.format_exception(err)[-6:]),
+    }
+    (errors / f"rank{index}.json").write_text(json.dumps(report))
+
+
+def worker(workdir: Path) -> None:
+    """Join the process group and run the job's entry function on this process's share."""
+    from pipeline.distributed import (
+        backend,
+        destroy_process_group,
+        init_process_group,
+        is_main,
+        world_size,
+    )
+    from pipeline.runtime import job, resolve_device
+
+    spec = json.loads((workdir / "spec.json").read_text())
+    try:
+        device = init_process_group(resolve_device(spec["device"]))
+        spec["device"] = str(device)
+        with job(spec["log"] if is_main() else None, spec["threads"]):
+            if not is_main():  # the first process logs for all
+                logging.getLogger().setLevel(logging.WARNING)
+            log.info(
+                "%d processes started by %s, %s backend, this one on %s",
+                world_size(),
+                "torchrun" if "RANK" in os.environ else "srun",
+                backend(),
+                socket.gethostname(),
+            )
+            _resolve(spec["entry"])(spec)
+    except BaseException as err:
+        _report(workdir / "errors", err)
+        logging.getLogger("pipeline").error("process failed: %s", err)
+        sys.stderr.flush()
+        os._exit(1)  # at once: peers blocked in a collective are stopped by the launcher
+    destroy_process_group()
+
+
+if __name__ == "__main__":
+    worker(Path(sys.argv[1]))
