@@ -90,6 +90,7 @@ def test_kill_9_leaves_jobs_and_a_lock_and_unlock_recovers(tmp_path):
     """What README "When something goes wrong" says of `kill -9`: the killed Snakemake's jobs
     keep running, the next run is refused by the lock, and once they are ended `--unlock` and a
     plain re-run resume the policy optimisation from its last saved epoch."""
+    import contextlib
     import os
     import signal
     import subprocess
@@ -97,7 +98,10 @@ def test_kill_9_leaves_jobs_and_a_lock_and_unlock_recovers(tmp_path):
     import time
 
     overlay = tmp_path / "long.yaml"
-    overlay.write_text("perceptron:\n  policy: {epochs: 400, save_every: 20}\n")
+    # long enough (≈ 0.1 s an epoch) that the job outlives the refused run below
+    overlay.write_text(
+        "perceptron:\n  train: {steps: 1000}\n  policy: {epochs: 400, save_every: 20}\n"
+    )
     target = ["results/perceptron/policy_history.parquet", "--configfile", SMOKE, str(overlay)]
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
                "--directory", str(tmp_path), "--cores", "2", *target]  # fmt: skip
@@ -115,7 +119,8 @@ def test_kill_9_leaves_jobs_and_a_lock_and_unlock_recovers(tmp_path):
         os.killpg(run.pid, 0)  # its job, optimize_policy, is still running
         refused = snakemake(tmp_path, *target, check=False)
     finally:
-        os.killpg(run.pid, signal.SIGKILL)  # end the orphaned job
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)  # end the orphaned job
     assert refused.returncode != 0
     assert "--unlock" in refused.stdout + refused.stderr
     assert "LockException" in refused.stdout + refused.stderr
