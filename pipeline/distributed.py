@@ -139,8 +139,13 @@ def global_norm(local: Tensor) -> float:
     return float(all_reduce_sum(norm.square().reshape(1)).sqrt())
 
 
-def _column_shards(total: int) -> list[Shard]:
-    return [shard_of(total, world_size(), r) for r in range(world_size())]
+def _padded_columns(local: Tensor, total: int) -> tuple[list[Shard], Tensor]:
+    """Every process's column shard of `total`, and this process's columns padded to the widest
+    shard (collectives exchange tensors of one shape)."""
+    shards = [shard_of(total, world_size(), r) for r in range(world_size())]
+    padded = local.new_zeros(local.shape[0], max(s.size for s in shards))
+    padded[:, : local.shape[1]] = local
+    return shards, padded
 
 
 def gather_columns(local: Tensor, total: int) -> Tensor | None:
@@ -148,10 +153,7 @@ def gather_columns(local: Tensor, total: int) -> Tensor | None:
     (its `local_shard(total)`); None on the others. `local` itself in one process."""
     if world_size() == 1:
         return local
-    shards = _column_shards(total)
-    width = max(s.size for s in shards)
-    padded = local.new_zeros(local.shape[0], width)
-    padded[:, : local.shape[1]] = local
+    shards, padded = _padded_columns(local, total)
     parts = [torch.empty_like(padded) for _ in shards] if is_main() else None
     dist.gather(padded, parts, dst=0)
     if parts is None:
@@ -163,10 +165,7 @@ def all_gather_columns(local: Tensor, total: int) -> Tensor:
     """The whole (rows × total) matrix on every process from every process's columns."""
     if world_size() == 1:
         return local
-    shards = _column_shards(total)
-    width = max(s.size for s in shards)
-    padded = local.new_zeros(local.shape[0], width)
-    padded[:, : local.shape[1]] = local
+    shards, padded = _padded_columns(local, total)
     parts = [torch.empty_like(padded) for _ in shards]
     dist.all_gather(parts, padded)
     return torch.cat([p[:, : s.size] for p, s in zip(parts, shards, strict=True)], dim=1)

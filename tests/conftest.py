@@ -52,6 +52,19 @@ def smoke_run(tmp_path_factory, stories_path) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def perceptron_data(tmp_path_factory):
+    """(config, split paths): the smoke preset's Perceptron data, written by the data job."""
+    from pipeline import jobs
+
+    config = merged_config()
+    out = tmp_path_factory.mktemp("perceptron_data")
+    paths = {split: str(out / f"{split}.parquet") for split in ("train", "desired", "test")}
+    params = {"settings": config["perceptron"]["data"], "seed": 0}
+    jobs.perceptron_data(fake_snakemake(config, {}, paths, params))
+    return config, paths
+
+
 def merged_config(*overlays: dict) -> dict:
     """config.yaml with the smoke preset and further overlays merged in, as Snakemake does."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -51,15 +52,9 @@ def test_zero_init_starts_every_loss_at_one_bit():
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """The smoke preset's Perceptron data."""
-    config = merged_config()
-    out = tmp_path_factory.mktemp("data")
-    paths = {split: str(out / f"{split}.parquet") for split in ("train", "desired", "test")}
-    jobs.perceptron_data(
-        fake_snakemake(config, {}, paths, {"settings": config["perceptron"]["data"], "seed": 0})
-    )
-    return out
+def data_dir(perceptron_data):
+    """The directory of the smoke preset's Perceptron data."""
+    return Path(perceptron_data[1]["train"]).parent
 
 
 def _evaluate(config, data_dir, out_dir, policy="conventional", policies_dir=None):

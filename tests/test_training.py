@@ -16,18 +16,6 @@ from pipeline.policy.optimize import optimize_policy
 from tests.conftest import fake_snakemake, merged_config
 
 
-@pytest.fixture(scope="module")
-def perceptron_data(tmp_path_factory):
-    """The smoke preset's Perceptron data, written by the data job."""
-    config = merged_config()
-    out = tmp_path_factory.mktemp("data")
-    paths = {split: str(out / f"{split}.parquet") for split in ("train", "desired", "test")}
-    jobs.perceptron_data(
-        fake_snakemake(config, {}, paths, {"settings": config["perceptron"]["data"], "seed": 0})
-    )
-    return config, paths
-
-
 def evaluate_job(config, paths, out_dir, policy="conventional", policies_dir=None):
     inputs = {"data": [paths["train"]]}
     if policies_dir is not None:
