@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,25 @@ def smoke_run(tmp_path_factory, stories_path) -> Path:
     )
     snakemake(workdir, "--configfile", SMOKE, str(overlay))
     return workdir
+
+
+def copy_of_smoke_run(smoke_run: Path, dest: Path, *, trained_only: bool = False) -> Path:
+    """A copy of the smoke run in `dest`: file times and Snakemake's records kept, so that nothing
+    reruns. With `trained_only`, what is computed from the trained runs (statistics, tables,
+    figures, the at-a-glance page) is dropped, so the next run draws it again without retraining.
+    """
+    shutil.copytree(smoke_run, dest, symlinks=True, dirs_exist_ok=True)
+    if trained_only:
+        results = dest / "results"
+        for path in [
+            results / "figures",
+            results / "tables",
+            *results.glob("at_a_glance.*"),
+            *results.glob("*/learning_law"),
+            *results.glob("*/summary.json"),
+        ]:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return dest
 
 
 @pytest.fixture(scope="session")
