@@ -61,7 +61,7 @@ def _drawn_policies(crs: pd.Series, count: int = 5) -> list[tuple[str, str, tupl
     roles = _role_labels(crs)
     colours = policy_colours([crs[p] for p in chosen])
     drawn = [
-        (p, f"{roles.get(p, p)}, CR {crs[p]:.4g}", colour)
+        (p, f"{roles.get(p, p)}, CR {crs[p]:.3f}", colour)
         for p, colour in zip(chosen, colours, strict=True)
     ]
     return sorted(drawn, key=lambda item: crs[item[0]])

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from pipeline import paper
 from pipeline.analysis.metrics import acceleration_ratio
@@ -39,6 +40,7 @@ def plot_policy_optimization(history_path: str, settings: dict, outputs: Sequenc
         label="J(γ): desired-loss AUC",
     )
     ax.set_xlabel("policy-optimisation epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("J(γ) = Σ$_t$ L$^{dsr}$(θ$_t$) [nats]")
     twin = ax.twinx()
     twin.plot(
