@@ -45,13 +45,19 @@ import torch
 import yaml
 from torch import Tensor
 
-from pipeline.config import run_settings, saved_epochs
+from pipeline.config import policy_name, run_settings, saved_epochs
 from pipeline.data.perceptron import make_perceptron_data
 from pipeline.distributed import all_reduce_sum, barrier, is_main, local_shard, world_size
 from pipeline.experiment import PAD_ID, Run, build_model, shard_batch
 from pipeline.launch import launch
 from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
-from pipeline.policy.optimize import conventional_policy, optimize_policy, policy_step_size
+from pipeline.policy.optimize import (
+    checkpoint_interval,
+    conventional_policy,
+    epoch_gradient,
+    optimize_policy,
+    policy_step_size,
+)
 from pipeline.policy.simplex import project_to_simplex, sort_projection
 from pipeline.runtime import job
 from pipeline.training.descent import descent_step
@@ -166,10 +172,6 @@ def with_steps(settings: dict, steps: int) -> dict:
     return {**settings, "train": {**settings["train"], "steps": steps}}
 
 
-def checkpointing(run: Run) -> int:
-    return run.settings["policy"]["checkpoint_every"] or sqrt_checkpointing(run.steps)
-
-
 def seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -188,16 +190,7 @@ def conventional_run(run: Run, theta0: Tensor) -> Tensor:
 
 def policy_epoch(run: Run, theta0: Tensor, policy: Tensor, epoch: int) -> tuple[Tensor, float]:
     """One epoch of the optimiser (adjoint gradient, step, projection), and the projection time."""
-    result = policy_gradient(
-        run.model,
-        theta0,
-        run.train,
-        run.desired,
-        policy,
-        run.eta,
-        checkpointing(run),
-        test=run.test,
-    )
+    result = epoch_gradient(run, theta0, policy)
     eps = policy_step_size(run.settings["policy"], epoch, run.steps)
     start = time.perf_counter()
     projected = project_to_simplex(torch.add(policy, result.grad, alpha=-eps))
@@ -220,7 +213,7 @@ def bench_epoch_ratio(run: Run, theta0: Tensor, repeats: int) -> dict:
     return {
         "steps": run.steps,
         "n_train": run.n_train,
-        "checkpoint_every": checkpointing(run),
+        "checkpoint_every": checkpoint_interval(run),
         "conventional_run_seconds": conv,
         "epoch_seconds": epoch,
         "projection_seconds": statistics.median(projections),
@@ -684,7 +677,7 @@ def bench_full_optimisation(run: Run, theta0: Tensor, seed: int, epochs_run: int
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         paths = {
-            e: out / f"epoch{e:04d}.pt"
+            e: out / f"{policy_name(e)}.pt"
             for e in saved_epochs(epochs, settings["policy"]["save_every"])
         }
         elapsed = seconds(

@@ -403,6 +403,11 @@ def dataset_name(config: dict, settings: dict) -> str:
     return f"tinystories-N{settings['data']['n_train']}-V{settings['data']['vocab_size']}"
 
 
+def _unknown_run(config: dict, name: str) -> ConfigError:
+    """The error for a run name the configuration does not define, listing those it does."""
+    return ConfigError(f"unknown run `{name}`; runs of this configuration: {all_run_names(config)}")
+
+
 _ABLATION_RUN = re.compile(r"(?P<variant>[a-z][a-z0-9_]*)-s(?P<seed>\d+)")
 
 
@@ -410,11 +415,8 @@ def run_settings(config: dict, name: str) -> dict:
     """The settings of one run: its experiment block with `kind`, `name`, `seed` and
     `data_name` added."""
     kind, _, variant = name.partition("-")
-    unknown = ConfigError(
-        f"unknown run `{name}`; runs of this configuration: {all_run_names(config)}"
-    )
     if kind not in ("perceptron", "transformer"):
-        raise unknown
+        raise _unknown_run(config, name)
     block = copy.deepcopy(config[kind])
     block.pop("scaling_sweep", None)
     block["policy"].pop("step_size_sweep", None)
@@ -423,7 +425,7 @@ def run_settings(config: dict, name: str) -> dict:
         match = _ABLATION_RUN.fullmatch(variant)
         definitions = config["perceptron_ablation"]["definitions"]
         if match is None or match["variant"] not in definitions:
-            raise unknown
+            raise _unknown_run(config, name)
         block = merged(block, definitions[match["variant"]])
         seed = int(match["seed"])
     elif variant.startswith("eps"):
@@ -435,7 +437,7 @@ def run_settings(config: dict, name: str) -> dict:
             None,
         )
         if match is None:
-            raise unknown
+            raise _unknown_run(config, name)
         block["train"]["steps"] = match["steps"]
         block["data"]["n_train"] = match["n_train"]
         block["data"]["vocab_size"] = match["vocab_size"]

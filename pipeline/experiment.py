@@ -138,12 +138,12 @@ def split_validation(desired: Batch, fraction: float) -> tuple[Batch, Batch]:
     round(fraction · K) desired examples are held out (the examples are i.i.d.; at least one on
     each side)."""
     k = batch_size(desired)
-    held_out = min(max(1, round(fraction * k)), k - 1)
-    if held_out < 1:
+    if k < 2:
         raise ValueError(
             f"the desired set has {k} example(s): too few to hold out a validation part for "
             "`policy.selection: validation`; raise `data.n_desired` or use `selection: last`"
         )
+    held_out = min(max(1, round(fraction * k)), k - 1)
     return batch_slice(desired, 0, k - held_out), batch_slice(desired, k - held_out, k)
 
 

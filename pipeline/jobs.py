@@ -160,8 +160,9 @@ def optimize_policy_run(spec: dict) -> None:
     barrier()  # the outputs exist when any process returns
 
 
-def load_policy(path: Path, device: torch.device) -> torch.Tensor:
-    """A saved policy γ (T × N) of `optimize_policy`; a damaged file says how to rebuild it."""
+def load_policy(path: Path) -> torch.Tensor:
+    """A saved policy γ (T × N) of `optimize_policy`, on the CPU (each process then moves its
+    columns to its device); a damaged file says how to rebuild it."""
     import pickle
 
     import torch
@@ -169,7 +170,7 @@ def load_policy(path: Path, device: torch.device) -> torch.Tensor:
     from pipeline.results import PipelineFileError, rebuild_hint
 
     try:
-        return torch.load(path, map_location=device)
+        return torch.load(path, map_location="cpu")
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
         raise PipelineFileError(
             f"{path} cannot be read as a saved policy ({type(err).__name__}: {err}); "
@@ -200,8 +201,8 @@ def evaluate_policy_run(spec: dict) -> None:
     theta0 = initial_parameters(run, spec["seed"])
     policy = None
     if spec["policy"] is not None:  # whole on disk (T × N): this process's columns
-        policy = load_policy(Path(spec["policy"]), run.device)[:, run.train_shard.slice]
-        policy = policy.to(dtype=run.dtype).contiguous()
+        policy = load_policy(Path(spec["policy"]))[:, run.train_shard.slice]
+        policy = policy.to(device=run.device, dtype=run.dtype).contiguous()
     evaluate = run.settings["evaluate"]
     dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
     try:

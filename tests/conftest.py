@@ -87,19 +87,12 @@ def perceptron_data(tmp_path_factory):
 
 def merged_config(*overlays: dict) -> dict:
     """config.yaml with the smoke preset and further overlays merged in, as Snakemake does."""
-
-    def merge(base: dict, extra: dict) -> dict:
-        for key, value in extra.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                merge(base[key], value)
-            else:
-                base[key] = value
-        return base
+    from pipeline.config import merged
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    merge(config, yaml.safe_load((ROOT / "workflow" / "presets" / "smoke.yaml").read_text()))
-    for overlay in overlays:
-        merge(config, overlay)
+    smoke = yaml.safe_load((ROOT / "workflow" / "presets" / "smoke.yaml").read_text())
+    for overlay in (smoke, *overlays):
+        config = merged(config, overlay)
     return config
 
 

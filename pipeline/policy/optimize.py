@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from pipeline.analysis.metrics import compression_ratio
+from pipeline.config import policy_name
 from pipeline.distributed import (
     all_reduce_mean,
     gather_columns,
@@ -49,7 +50,7 @@ from pipeline.distributed import (
 )
 from pipeline.experiment import Run
 from pipeline.models.base import batch_size
-from pipeline.policy.adjoint import policy_gradient, sqrt_checkpointing
+from pipeline.policy.adjoint import PolicyGradient, policy_gradient, sqrt_checkpointing
 from pipeline.policy.simplex import project_to_simplex
 from pipeline.progress import SILENT, Progress
 from pipeline.training.descent import TrainingDiverged, conventional_weights, descent_step
@@ -70,6 +71,30 @@ def policy_step_size(settings: dict, epoch: int, steps: int) -> float:
     if settings["schedule"] == "linear":
         decay = 1.0 - epoch / max(1, settings["epochs"])
     return settings["step_size"] * scale * decay
+
+
+def checkpoint_interval(run: Run) -> int:
+    """k of the adjoint's checkpointing: `policy.checkpoint_every`, or √T when it is 0."""
+    return run.settings["policy"]["checkpoint_every"] or sqrt_checkpointing(run.steps)
+
+
+def epoch_gradient(
+    run: Run, theta0: Tensor, policy: Tensor, progress: Progress = SILENT
+) -> PolicyGradient:
+    """J(γ), ∂J/∂γ and the loss curves (desired, test, validation if held out) of one policy
+    epoch: the adjoint pass that the optimiser runs and the bench times."""
+    return policy_gradient(
+        run.model,
+        theta0,
+        run.train,
+        run.desired,
+        policy,
+        run.eta,
+        checkpoint_interval(run),
+        test=run.test,
+        progress=progress,
+        validation=run.validation,
+    )
 
 
 @torch.no_grad()
@@ -131,7 +156,7 @@ class PolicyDiverged(TrainingDiverged):
 
 def resume_policy_path(resume_dir: Path, epoch: int) -> Path:
     """Where a saved policy waits in the resume directory until the optimisation finishes."""
-    return resume_dir / f"epoch{epoch:04d}.pt"
+    return resume_dir / f"{policy_name(epoch)}.pt"
 
 
 def load_resume_state(
@@ -231,7 +256,6 @@ def optimize_policy(
     """
     settings = run.settings["policy"]
     epochs = settings["epochs"]
-    k = settings["checkpoint_every"] or sqrt_checkpointing(run.steps)
     fingerprint = settings_fingerprint(run, seed)
     if is_main():
         resume_dir.mkdir(parents=True, exist_ok=True)
@@ -256,18 +280,7 @@ def optimize_policy(
         start = time.perf_counter()
         if epoch < epochs:
             try:
-                result = policy_gradient(
-                    run.model,
-                    theta0,
-                    run.train,
-                    run.desired,
-                    policy,
-                    run.eta,
-                    k,
-                    test=run.test,
-                    progress=progress,
-                    validation=run.validation,
-                )
+                result = epoch_gradient(run, theta0, policy, progress)
             except TrainingDiverged as err:
                 raise PolicyDiverged(epoch, epochs, err) from None
             desired_losses, test_losses = result.desired_losses, result.test_losses
