@@ -40,7 +40,7 @@ def plot_policy_optimization(history_path: str, settings: dict, outputs: Sequenc
         label="J(γ): desired-loss AUC",
     )
     ax.set_xlabel("policy-optimisation epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))  # whole epochs
     ax.set_ylabel("J(γ) = Σ$_t$ L$^{dsr}$(θ$_t$) [nats]")
     twin = ax.twinx()
     twin.plot(
