@@ -52,6 +52,7 @@ def settings_for(local_file: Path, **overrides) -> dict:
         "local_files": [str(local_file)],
         "hub_dataset": "roneneldan/TinyStories",
         "hub_split": "train",
+        "hub_revision": "main",
         "n_train": 40,
         "n_desired": 8,
         "n_test": 8,

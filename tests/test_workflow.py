@@ -153,3 +153,33 @@ def test_two_processes_give_the_same_parquet_outputs_as_one(smoke_run, tmp_path)
         for column in one.columns:
             scale = max(float(one[column].abs().max()), 1e-30)
             assert float((two[column] - one[column]).abs().max()) <= 1e-5 * scale, (path, column)
+
+
+def test_a_replaced_story_file_reruns_the_data_job(tmp_path):
+    """The local story files are inputs of the data job: a file rewritten with fewer rows (newer
+    than the data built from it) makes a dry run list the data job, where before it said
+    "Nothing to be done" and the old data stayed."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stories = tmp_path / "stories.parquet"
+    pq.write_table(pa.table({"text": [f"Story {i}." for i in range(200)]}), stories)
+    overlay = tmp_path / "stories.yaml"
+    overlay.write_text(f"transformer:\n  data:\n    local_files: [{stories}]\n")
+    data = tmp_path / "results" / "data" / "tinystories"
+    data.mkdir(parents=True)
+    for name in ("train.parquet", "desired.parquet", "test.parquet", "vocab.json", "preview.md"):
+        (data / name).write_text("built from the first file")
+    built = stories.stat().st_mtime + 10
+    for path in data.iterdir():
+        os.utime(path, (built, built))
+    target = ["results/data/tinystories/train.parquet", "--configfile", SMOKE, str(overlay)]
+    assert "Nothing to be done" in snakemake(tmp_path, *target, "-n").stdout
+
+    pq.write_table(pa.table({"text": [f"Story {i}." for i in range(100)]}), stories)
+    os.utime(stories, (built + 10, built + 10))  # replaced after the data was built
+    result = snakemake(tmp_path, *target, "-n")
+    assert "rule tinystories_data:" in result.stdout, result.stdout[-2000:]
+    assert "updated input files" in result.stdout.lower() or str(stories) in result.stdout

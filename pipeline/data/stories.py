@@ -7,7 +7,8 @@ Sources (the `transformer.data` block of the config):
   ``.txt`` (one story per record: if the file contains ``<|endoftext|>`` that marker separates
   the records, as in the original TinyStories release; otherwise records are separated by one
   or more blank lines).
-* ``hub``: ``datasets.load_dataset(hub_dataset, split=hub_split, streaming=True)``; the first
+* ``hub``: ``datasets.load_dataset(hub_dataset, split=hub_split, revision=hub_revision,
+  streaming=True)``; the first
   ``needed`` distinct stories of the split are taken (the split is in generation order, not
   sorted, and the seeded sampling downstream assigns them to the splits).
 * ``auto``: the listed local files that exist (a warning names any missing one), or the hub when
@@ -172,7 +173,9 @@ def _offline_mode() -> bool:
     )
 
 
-def iter_hub_texts(hub_dataset: str, hub_split: str, reason: str = "") -> Iterator[str]:
+def iter_hub_texts(
+    hub_dataset: str, hub_split: str, reason: str = "", revision: str = "main"
+) -> Iterator[str]:
     """Stream the ``text`` field of a hub split; fails at once when the hub is unreachable
     (unless HF offline mode is on, in which case `datasets` may serve its local cache).
     ``reason`` says in the error why the hub was chosen."""
@@ -185,7 +188,9 @@ def iter_hub_texts(hub_dataset: str, hub_split: str, reason: str = "") -> Iterat
     try:
         import datasets  # imported here: slow to import and only needed for the hub
 
-        stream = datasets.load_dataset(hub_dataset, split=hub_split, streaming=True)
+        stream = datasets.load_dataset(
+            hub_dataset, split=hub_split, revision=revision, streaming=True
+        )
         for record in stream:
             yield record["text"]
     except StoriesUnavailableError:
@@ -228,7 +233,12 @@ def resolve_source(source: str, local_files: list[str]) -> tuple[str, list[Path]
 
 
 def load_stories(
-    source: str, local_files: list[str], hub_dataset: str, hub_split: str, needed: int
+    source: str,
+    local_files: list[str],
+    hub_dataset: str,
+    hub_split: str,
+    needed: int,
+    hub_revision: str = "main",
 ) -> list[str]:
     """Distinct, stripped, non-empty stories from the configured source, at least ``needed``
     of them (``needed`` = n_train + n_desired + n_test); from the hub exactly ``needed``."""
@@ -249,8 +259,14 @@ def load_stories(
                 f"transformer.data.source is {source!r} and transformer.data.local_files "
                 f"lists no existing file ({[str(p) for p in local_files]})"
             )
-        log.info("streaming %d stories from the hub: %s split %s", needed, hub_dataset, hub_split)
-        texts = iter_hub_texts(hub_dataset, hub_split, reason)
+        log.info(
+            "streaming %d stories from the hub: %s split %s revision %s",
+            needed,
+            hub_dataset,
+            hub_split,
+            hub_revision,
+        )
+        texts = iter_hub_texts(hub_dataset, hub_split, reason, hub_revision)
         stories = distinct_texts(texts, limit=needed)
         origin = f"the hub dataset {hub_dataset!r} split {hub_split!r}"
     log.info("loaded %d distinct non-empty stories from %s", len(stories), origin)

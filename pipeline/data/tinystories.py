@@ -50,6 +50,7 @@ SETTING_KEYS = (
     "local_files",
     "hub_dataset",
     "hub_split",
+    "hub_revision",
     "n_train",
     "n_desired",
     "n_test",
@@ -247,6 +248,7 @@ def build_tinystories(settings: dict, out_dir: Path | str, seed: int) -> dict:
         list(settings["local_files"] or []),
         settings["hub_dataset"],
         settings["hub_split"],
+        hub_revision=settings["hub_revision"],
         needed=n_train + n_desired + n_test,
     )
     rng_split, rng_pick, rng_ops = (

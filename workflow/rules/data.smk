@@ -22,6 +22,8 @@ rule perceptron_data:
 
 
 rule tinystories_data:
+    input:
+        stories=story_files,  # a replaced story file rebuilds the data and what follows
     output:
         train="results/data/{dataset}/train.parquet",
         desired="results/data/{dataset}/desired.parquet",
