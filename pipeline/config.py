@@ -2,7 +2,7 @@
 
 A run ("experiment" in paths) is one model, data set, seed, training setting and
 policy-optimisation setting. `perceptron` and `transformer` are the paper's two;
-`transformer-eps<ε>` are the extra policy step sizes of `transformer.policy.step_size_sweep`,
+`<experiment>-eps<ε>` are the extra policy step sizes of `<experiment>.policy.step_size_sweep`,
 `transformer-T<T>-N<N>-V<V>` the Table 2 sweep, and `perceptron-<variant>-s<seed>` the runs of the
 Perceptron ablation (`perceptron_ablation`).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import math
 import re
 from pathlib import Path
@@ -27,8 +28,15 @@ class ConfigError(ValueError):
     """The configuration has a key or value the pipeline cannot use."""
 
 
+@functools.lru_cache(maxsize=4)
+def _parsed_schema(path: str, modified_ns: int) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
-    return yaml.safe_load(path.read_text())
+    """The schema (a copy of its parse, cached per file version: parsing is most of the time of
+    a validation)."""
+    return copy.deepcopy(_parsed_schema(str(path), Path(path).stat().st_mtime_ns))
 
 
 def _known_keys(schema: dict, root: dict) -> list[str]:
@@ -290,6 +298,12 @@ def _ablation_messages(config: dict, schema: dict) -> list[str]:
             )
     perceptron = {**schema["properties"]["perceptron"], "$defs": schema["$defs"]}
     for name, overrides in ablation["definitions"].items():
+        if "step_size_sweep" in (overrides.get("policy") or {}):
+            messages.append(
+                f"setting `perceptron_ablation.definitions.{name}.policy.step_size_sweep`: a "
+                "variant is one run per seed; define one variant per step size instead "
+                "(policy: {step_size: ...})."
+            )
         block = merged(config["perceptron"], overrides)
         for error in Draft202012Validator(perceptron).iter_errors(block):
             error.path.appendleft("perceptron")  # described as a `perceptron` setting, then renamed
@@ -353,12 +367,18 @@ def scaling_sweep_runs(config: dict) -> list[str]:
     return names
 
 
+def step_size_runs(config: dict, kind: str) -> list[str]:
+    """The runs of an experiment's `policy.step_size_sweep`: <kind>-eps<ε>, one per step size."""
+    sweep = config[kind]["policy"].get("step_size_sweep", [])
+    return [f"{kind}-eps{_format_number(eps)}" for eps in sweep]
+
+
 def run_names(config: dict) -> list[str]:
-    """The runs of `rule all`: the paper's two, step-size variants, the sweep."""
+    """The runs of `rule all`: the paper's two, their step-size variants, the Table 2 sweep."""
     names = [e for e in config["experiments"] if e in ("perceptron", "transformer")]
+    for kind in list(names):
+        names += [n for n in step_size_runs(config, kind) if n not in names]
     if "transformer" in names:
-        sweep = config["transformer"]["policy"].get("step_size_sweep", [])
-        names += [f"transformer-eps{_format_number(eps)}" for eps in sweep]
         names += [n for n in scaling_sweep_runs(config) if n not in names]
     return names
 
@@ -409,6 +429,7 @@ def _unknown_run(config: dict, name: str) -> ConfigError:
 
 
 _ABLATION_RUN = re.compile(r"(?P<variant>[a-z][a-z0-9_]*)-s(?P<seed>\d+)")
+_STEP_SIZE_RUN = re.compile(r"eps(?P<eps>[0-9][0-9.e+-]*)")
 
 
 def run_settings(config: dict, name: str) -> dict:
@@ -421,15 +442,18 @@ def run_settings(config: dict, name: str) -> dict:
     block.pop("scaling_sweep", None)
     block["policy"].pop("step_size_sweep", None)
     seed = config["seed"]
-    if kind == "perceptron" and variant:
+    step_size = _STEP_SIZE_RUN.fullmatch(variant)
+    if step_size is not None and variant in {
+        name.partition("-")[2] for name in step_size_runs(config, kind)
+    }:
+        block["policy"]["step_size"] = float(step_size["eps"])
+    elif kind == "perceptron" and variant:
         match = _ABLATION_RUN.fullmatch(variant)
         definitions = config["perceptron_ablation"]["definitions"]
         if match is None or match["variant"] not in definitions:
             raise _unknown_run(config, name)
         block = merged(block, definitions[match["variant"]])
         seed = int(match["seed"])
-    elif variant.startswith("eps"):
-        block["policy"]["step_size"] = float(variant[3:])
     elif variant:
         entries = config[kind].get("scaling_sweep", [])
         match = next(

@@ -33,8 +33,8 @@ def _training_spec(smk) -> dict:
     return {
         "settings": smk.params.settings,
         "data_dir": str(Path(smk.input.data[0]).parent),
-        "device": smk.config["device"],
-        "dtype": smk.config["dtype"],
+        "device": smk.params.device,
+        "dtype": smk.params.dtype,
         "seed": smk.params.seed,
     }
 

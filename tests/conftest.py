@@ -105,7 +105,9 @@ class Namedlist(list):
 
 
 def fake_snakemake(config: dict, input: dict, output: dict, params: dict, log: str | None = None):
-    """An object shaped like the `snakemake` object a rule's script receives."""
+    """An object shaped like the `snakemake` object a rule's script receives (the training
+    rules' `device` and `dtype` params taken from `config` unless given)."""
+    params = {"device": config.get("device"), "dtype": config.get("dtype"), **params}
     return SimpleNamespace(
         config=config,
         input=Namedlist(**input),

@@ -4,6 +4,7 @@ rules, and the policy names the DAG is built from (dry runs only: no job runs he
 from __future__ import annotations
 
 import math
+import re
 import resource
 import subprocess
 import sys
@@ -180,3 +181,167 @@ def test_target_of_an_unsaved_epoch_fails_at_dag_build(tmp_path):
     assert result.returncode != 0
     assert "run `perceptron` saves no policy `epoch0003`" in output
     assert "conventional, epoch0000, epoch0002, epoch0004" in output
+
+
+# --- no setting accepted and ignored --------------------------------------------------------
+
+
+#: Top-level settings the rules hand to their jobs whole, as `params` (so that a change reruns
+#: the jobs); the experiments' blocks reach the jobs through `run_settings`.
+WHOLE_PARAMS = ("device", "dtype", "learning_law", "scaling_law", "perceptron_ablation")
+
+
+def what_the_jobs_get(config: dict) -> dict:
+    """What the configuration hands to the jobs: the runs of `rule all` and of the ablation with
+    the settings of each (the `settings` param of every training, data and analysis rule), and
+    the settings the rules pass whole."""
+    from pipeline.config import all_run_names, run_names, run_settings
+
+    return {
+        "all": run_names(config),
+        "runs": {run: run_settings(config, run) for run in all_run_names(config)},
+        "experiments": config["experiments"],
+        **{key: config[key] for key in WHOLE_PARAMS},
+    }
+
+
+def other_values(value: object, schema: dict) -> list[object]:
+    """Other values a setting could take under its schema, the likeliest valid first."""
+    if "enum" in schema:
+        return [v for v in schema["enum"] if v != value]
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if value is None:
+        return [1 if "integer" in types else 0.5]
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 1, value - 1, value * 2, schema.get("minimum", 1)]
+    if isinstance(value, float):
+        return [value * 0.5, value * 2, value + 0.5]
+    if isinstance(value, str):
+        return [value + "-other"]
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        extra = {"integer": 7, "number": 0.3, "string": "other.parquet"}
+        item_type = items.get("type")
+        grown = [value + [items["enum"][-1]]] if "enum" in items else []
+        if item_type in extra:
+            grown.append(value + [extra[item_type]])
+        return [*grown, value[:-1]]
+    raise AssertionError(f"no other value for {value!r}")
+
+
+def setting_leaves(config: dict, schema: dict, root: dict, path: tuple = ()):
+    """(path, value, schema) of every setting the schema defines: object properties (optional
+    ones at their default), the entries of a list of blocks, and the variants of the ablation."""
+    from pipeline.config import _resolve
+
+    schema = _resolve(schema, root)
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = dict(schema.get("properties", {}))
+        if isinstance(schema.get("additionalProperties"), dict):  # ablation variants
+            properties |= {name: schema["additionalProperties"] for name in config}
+        for key, sub in properties.items():
+            sub_resolved = _resolve(sub, root)
+            if key in config:
+                yield from setting_leaves(config[key], sub, root, (*path, key))
+            elif "default" in sub_resolved:
+                yield (*path, key), sub_resolved["default"], sub_resolved
+        return
+    if schema.get("type") == "array" and schema.get("items", {}).get("type") == "object":
+        for i, entry in enumerate(config):
+            yield from setting_leaves(entry, schema["items"], root, (*path, i))
+        return
+    if path[-2:-1] in {("definitions",)}:  # a variant's free-form blocks: its perceptron ones
+        return
+    yield path, config, schema
+
+
+def with_value(config: dict, path: tuple, value: object) -> dict:
+    import copy
+
+    out = copy.deepcopy(config)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = copy.deepcopy(value)
+    return out
+
+
+def test_every_setting_reaches_a_job():
+    """Each setting of the schema, given another valid value, changes what some job gets (its
+    params, so Snakemake reruns it): none is accepted and then ignored. The ablation's variant
+    blocks are partial `perceptron` blocks: their keys are checked as the `perceptron` ones."""
+    import yaml
+
+    from pipeline.config import load_schema
+
+    schema = load_schema()
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    # every key of every variant block, so the variants' own settings are walked too
+    definitions = base["perceptron_ablation"]["definitions"]
+    definitions["every"] = {k: base["perceptron"][k] for k in ("data", "model", "policy")}
+    definitions["every"] = {**definitions["every"], "train": base["perceptron"]["train"]}
+    definitions["every"]["policy"] = {
+        k: v for k, v in base["perceptron"]["policy"].items() if k != "step_size_sweep"
+    }
+    base["perceptron_ablation"]["variants"].append("every")
+    validate_config(base)
+    reference = what_the_jobs_get(base)
+    leaves = list(setting_leaves(base, schema, schema))
+    perceptron = schema["properties"]["perceptron"]
+    variant = base["perceptron_ablation"]["definitions"]["every"]
+    leaves += [
+        (("perceptron_ablation", "definitions", "every", *path), value, sub)
+        for path, value, sub in setting_leaves(variant, perceptron, schema)
+    ]
+    assert len(leaves) > 90  # the walk found the settings (not an empty loop)
+    # what_the_jobs_get is what the rules pass: the whole settings are params of some rule, and
+    # no job reads the configuration past its params (Snakemake reruns on params, not config)
+    rules = "\n".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    for key in WHOLE_PARAMS:
+        assert re.search(rf'^\s+\w+=config\["{key}"\]', rules, re.MULTILINE), key
+    package = [p for p in (ROOT / "pipeline").rglob("*.py") if "smk.config" in p.read_text()]
+    assert not package, f"jobs reading the configuration instead of their params: {package}"
+    ignored, refused = [], []
+    for path, value, sub in leaves:
+        for candidate in other_values(value, sub):
+            changed = with_value(base, path, candidate)
+            try:
+                validate_config(changed)
+            except ConfigError:
+                continue
+            if what_the_jobs_get(changed) == reference:
+                ignored.append((".".join(map(str, path)), value, candidate))
+            break
+        else:
+            refused.append(".".join(map(str, path)))
+    assert not ignored, f"settings accepted and ignored: {ignored}"
+    assert not refused, f"no other valid value found for: {refused}"
+
+
+def test_the_perceptron_step_size_sweep_adds_runs():
+    from pipeline.config import all_run_names, run_names, run_settings
+
+    config = merged_config({"perceptron": {"policy": {"step_size_sweep": [0.5, 0.1]}}})
+    validate_config(config)
+    names = run_names(config)
+    assert "perceptron-eps0.5" in names and "perceptron-eps0.1" in names
+    assert run_settings(config, "perceptron-eps0.5")["policy"]["step_size"] == 0.5
+    assert run_settings(config, "perceptron-eps0.5")["data_name"] == "perceptron"
+    assert set(names) <= set(all_run_names(config))
+    result = snakemake(
+        ROOT / "tests",  # a dry run only: nothing is written but Snakemake's lock directory
+        "--configfile", SMOKE, "--config", "perceptron={policy: {step_size_sweep: [0.5]}}",
+        "--dry-run",
+    )  # fmt: skip
+    assert "results/perceptron-eps0.5/summary.json" in result.stdout
+
+
+def test_a_step_size_sweep_in_an_ablation_variant_is_refused():
+    config = merged_config(
+        {"perceptron_ablation": {"definitions": {"default": {"policy": {"step_size_sweep": [1]}}}}}
+    )
+    message = config_error(config)
+    assert "perceptron_ablation.definitions.default.policy.step_size_sweep" in message

@@ -32,7 +32,7 @@ def read_steps(path: str) -> pd.DataFrame:
 
 
 def _compare(conventional_path: str, near_optimal_path: str, smk) -> Comparison:
-    search = SearchSettings.from_config(smk.config["scaling_law"])
+    search = SearchSettings.from_config(smk.params.search)
     comparison = compare_policies(
         read_steps(conventional_path), read_steps(near_optimal_path), search
     )

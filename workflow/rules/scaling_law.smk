@@ -18,6 +18,7 @@ rule table1:
     params:
         settings=lambda w: settings("transformer"),
         near_optimal=lambda w: near_optimal("transformer"),
+        search=config["scaling_law"],  # a param: a changed setting refits
     log:
         "results/logs/tables/table1.log",
     conda:
@@ -46,6 +47,7 @@ rule table2:
     params:
         entries=config["transformer"]["scaling_sweep"],
         runs=scaling_sweep_runs(config),
+        search=config["scaling_law"],
     log:
         "results/logs/tables/table2.log",
     conda:
@@ -73,6 +75,7 @@ rule figure11:
         ),
     params:
         settings=lambda w: settings("transformer"),
+        search=config["scaling_law"],
     log:
         "results/logs/figures/figure11.log",
     conda:

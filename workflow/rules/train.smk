@@ -14,6 +14,8 @@ rule optimize_policy:
         ),
         resume_dir=lambda w: f"results/{w.run}/resume",
         seed=lambda w: settings(w.run)["seed"],
+        device=config["device"],  # params, not read from config: a change reruns the job
+        dtype=config["dtype"],
     log:
         "results/logs/{run}/optimize_policy.log",
     benchmark:
@@ -44,6 +46,8 @@ rule evaluate_policy:
         settings=lambda w: settings(w.run),
         policy=lambda w: w.policy,
         seed=lambda w: settings(w.run)["seed"],
+        device=config["device"],
+        dtype=config["dtype"],
     log:
         "results/logs/{run}/evaluate_{policy}.log",
     benchmark:
