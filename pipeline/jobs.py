@@ -210,7 +210,7 @@ def evaluate_policy_run(spec: dict) -> None:
     except TrainingDiverged as err:
         raise _diverged(err, run.settings) from None
     if is_main():
-        write_dumps(steps, examples, spec["steps"], spec["examples"])
+        write_dumps(steps, examples, spec["steps"], spec["examples"], run.settings)
         log.info(
             "final test loss %.5g, test AUC %.5g",
             steps["test_loss"].iloc[-1],

@@ -1,5 +1,6 @@
-"""The pipeline's own files under results/: which rule writes each, and one Parquet reader whose
-errors say which file is damaged and how to rebuild it.
+"""The pipeline's own files under results/: which rule writes each, one Parquet reader whose
+errors say which file is damaged and how to rebuild it, and one all-or-nothing writer
+(`write_atomic`) whose errors name the file, its free disk space and the settings to lower.
 
 A damaged intermediate file (cut short by a full disk, written by an older version, edited by
 hand) otherwise fails a later job with a bare KeyError or ArrowInvalid, and a plain re-run fails
@@ -9,7 +10,8 @@ everything computed from it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
@@ -67,3 +69,44 @@ def read_pipeline_parquet(path: str | Path, columns: Sequence[str] | None = None
             "it was written by another version of the pipeline, or damaged"
         )
     raise PipelineFileError(f"{path} {problem}; {rebuild_hint(path)}.")
+
+
+class PipelineWriteError(OSError):
+    """Writing one of the pipeline's files failed (a full disk, a quota, a lost mount)."""
+
+
+def _free_space(path: Path) -> str:
+    """The free space of the file system holding `path`, for an error message."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown free space"
+    return f"{free / 1e9:.3g} GB free" if free >= 1e8 else f"{free / 1e6:.3g} MB free"
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], object], controls: str) -> None:
+    """Write `path` all or nothing: `write(temporary)` under a hidden name beside it, then one
+    rename onto `path`, so that a full disk or a kill never leaves a truncated file.
+
+    A failed write (OSError, or torch.save's RuntimeError "unexpected pos") is a
+    `PipelineWriteError` naming the file, the free space of its file system and `controls`, the
+    settings that decide how much is written; the temporary file is removed.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:
+        temporary.unlink(missing_ok=True)
+        raise PipelineWriteError(
+            f"writing {path} failed ({type(error).__name__}: {error}); its file system has "
+            f"{_free_space(path.parent)}. {controls} Free space (or move results/ to a larger "
+            "disk) and run the same command again: the files written so far are whole, and an "
+            "interrupted policy optimisation resumes from its last saved epoch."
+        ) from error
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -250,3 +251,161 @@ def test_damaged_policy_file_names_the_rebuild_command(perceptron_data, tmp_path
     message = str(err.value)
     assert "epoch0002.pt cannot be read as a saved policy" in message
     assert "rule `optimize_policy`" in message and f"--forcerun {policies}`" in message
+
+
+def _optimisation(perceptron_data, epochs=4, save_every=2):
+    """(run, θ_0, saved epochs) of a small Perceptron policy optimisation."""
+    config, paths = perceptron_data
+    settings = run_settings(config, "perceptron")
+    settings["policy"].update(epochs=epochs, save_every=save_every)
+    run = load_run(settings, _data_dir(paths), torch.device("cpu"), torch.float32)
+    return run, initial_parameters(run, 0), saved_epochs(epochs, save_every)
+
+
+def _outputs(root, epochs):
+    root.mkdir(parents=True)
+    return {e: root / f"epoch{e:04d}.pt" for e in epochs}, root / "history.parquet"
+
+
+def _interrupted_at_epoch_3(run, theta0, epochs, tmp_path, monkeypatch):
+    """The resume directory of a run stopped during epoch 3 (after the save at epoch 2), and
+    a gradient counter for the re-run."""
+    calls, armed, real_gradient = [], [True], optimize_module.policy_gradient
+
+    def gradient(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4 and armed[0]:
+            raise KeyboardInterrupt
+        return real_gradient(*args, **kwargs)
+
+    monkeypatch.setattr(optimize_module, "policy_gradient", gradient)
+    paths, history = _outputs(tmp_path / "out", epochs)
+    resume = tmp_path / "resume"
+    with pytest.raises(KeyboardInterrupt):
+        optimize_policy(run, theta0, paths, history, resume, 0)
+    assert {p.name for p in resume.iterdir()} >= {"state.pt", "epoch0000.pt", "epoch0002.pt"}
+    calls.clear()
+    armed[0] = False
+    return paths, history, resume, calls
+
+
+@pytest.mark.parametrize(
+    ("damage", "resumed_at"),
+    [
+        ({"state.pt": "truncate"}, 2),  # the state cut short: epoch 2 from its policy file
+        ({"state.pt": "random"}, 2),  # random bytes: the same
+        ({"state.pt": "random", "epoch0002.pt": "truncate"}, 0),  # nothing to resume from
+        ({"epoch0000.pt": "truncate"}, 0),  # the state loads, an earlier policy does not
+    ],
+)
+def test_a_damaged_resume_file_is_set_aside_and_the_run_resumes(
+    perceptron_data, tmp_path, monkeypatch, caplog, damage, resumed_at
+):
+    """A resume file that cannot be read is named in the log and renamed beside itself (not
+    deleted), and the optimisation resumes from the newest saved epoch that loads, or from
+    epoch 0; the outputs equal an uninterrupted run's. Before, torch.load's raw OSError or
+    UnpicklingError stopped every re-run."""
+    import numpy as np
+
+    run, theta0, epochs = _optimisation(perceptron_data)
+    reference_paths, reference_history = _outputs(tmp_path / "reference", epochs)
+    reference = optimize_policy(run, theta0, reference_paths, reference_history, tmp_path / "r", 0)
+    paths, history, resume, calls = _interrupted_at_epoch_3(
+        run, theta0, epochs, tmp_path, monkeypatch
+    )
+    for name, how in damage.items():
+        content = (resume / name).read_bytes()
+        broken = content[: len(content) // 2] if how == "truncate" else None
+        broken = broken or np.random.default_rng(0).bytes(len(content))
+        (resume / name).write_bytes(broken)
+
+    caplog.set_level("INFO")
+    frame = optimize_policy(run, theta0, paths, history, resume, 0)
+    assert len(calls) == 4 - resumed_at  # the epochs redone
+    pd.testing.assert_frame_equal(frame.drop(columns="seconds"), reference.drop(columns="seconds"))
+    for epoch in epochs:
+        assert torch.equal(torch.load(paths[epoch]), torch.load(reference_paths[epoch]))
+    for name in damage:
+        assert f"{resume / name} cannot be read" in caplog.text
+        assert f"set aside as {resume / name}.damaged" in caplog.text
+    assert sorted(p.name for p in resume.iterdir()) == sorted(f"{n}.damaged" for n in damage)
+    if resumed_at:
+        assert f"resuming from the newest saved epoch whose files load, {resumed_at}" in caplog.text
+    else:
+        assert "starting from epoch 0" in caplog.text
+
+
+def test_a_full_disk_names_the_file_its_free_space_and_the_setting(
+    perceptron_data, tmp_path, monkeypatch
+):
+    """torch.save fails half-way through a policy file (ENOSPC): the error names the file, the
+    free space and `policy.save_every`, no truncated file is left, and the re-run (space freed)
+    resumes from the last saved epoch with the outputs of an uninterrupted run."""
+    import errno
+
+    from pipeline.results import PipelineWriteError
+
+    run, theta0, epochs = _optimisation(perceptron_data)
+    reference_paths, reference_history = _outputs(tmp_path / "reference", epochs)
+    reference = optimize_policy(run, theta0, reference_paths, reference_history, tmp_path / "r", 0)
+    real_save, saves = torch.save, []
+
+    def disk_full_at_epoch_2(obj, path, *args, **kwargs):
+        saves.append(str(path))
+        if "epoch0002.pt" in str(path):
+            with open(path, "wb") as handle:  # half the file, then no space left
+                handle.write(b"\0" * 1000)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_at_epoch_2)
+    paths, history = _outputs(tmp_path / "out", epochs)
+    resume = tmp_path / "resume"
+    with pytest.raises(PipelineWriteError) as caught:
+        optimize_policy(run, theta0, paths, history, resume, 0)
+    message = str(caught.value)
+    assert f"writing {resume / 'epoch0002.pt'} failed (OSError" in message
+    assert "No space left on device" in message and " free." in message
+    assert "`perceptron.policy.save_every` = 2" in message
+    assert not (resume / "epoch0002.pt").exists()
+    assert not list(resume.glob(".*")), "a temporary file was left"
+
+    monkeypatch.setattr(torch, "save", real_save)
+    calls, real_gradient = [], optimize_module.policy_gradient
+    monkeypatch.setattr(
+        optimize_module,
+        "policy_gradient",
+        lambda *a, **k: calls.append(1) or real_gradient(*a, **k),
+    )
+    frame = optimize_policy(run, theta0, paths, history, resume, 0)
+    assert len(calls) == 2  # epochs 2 and 3: the state at epoch 2 was whole
+    pd.testing.assert_frame_equal(frame.drop(columns="seconds"), reference.drop(columns="seconds"))
+    for epoch in epochs:
+        assert torch.equal(torch.load(paths[epoch]), torch.load(reference_paths[epoch]))
+
+
+def test_a_full_disk_while_dumping_names_dump_every(tmp_path, monkeypatch):
+    import errno
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.results import PipelineWriteError
+    from pipeline.training.evaluate import write_dumps
+
+    real_write = pq.write_table
+
+    def no_space(table, path, **kwargs):
+        if "e.parquet" not in str(path):  # the steps dump (pandas writes through here too)
+            return real_write(table, path, **kwargs)
+        Path(path).write_bytes(b"PAR1")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", no_space)
+    settings = {"kind": "transformer", "evaluate": {"dump_every": 5, "dump_dense_until": 0}}
+    steps, examples = pd.DataFrame({"step": [0, 1]}), pa.table({"step": [0, 0]})
+    with pytest.raises(PipelineWriteError) as caught:
+        write_dumps(steps, examples, tmp_path / "s.parquet", tmp_path / "e.parquet", settings)
+    assert f"writing {tmp_path / 'e.parquet'} failed" in str(caught.value)
+    assert "`transformer.evaluate.dump_every` = 5" in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]  # no partial e.parquet

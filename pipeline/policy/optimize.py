@@ -9,7 +9,11 @@ The optimiser saves the policy at epoch 0, every `save_every` epochs and at the 
 save also writes a resume state (the policy, the epoch and the history so far) under a directory
 that Snakemake does not own, so a killed run restarts from its last saved epoch, not from zero;
 `finish_optimisation` publishes the outputs so that a run killed at any point of it finishes on
-the next attempt without redoing an epoch.
+the next attempt without redoing an epoch. Every file is written all or nothing (`write_atomic`:
+a full disk leaves no truncated file and names the setting `save_every`). Beside each saved
+policy a small record (`epochNNNN.json`: the history and the held-out choice so far) lets a run
+whose `state.pt` cannot be read resume from the newest saved epoch whose files load; a file that
+cannot be read is set aside as `<name>.damaged` (and kept), not deleted.
 
 With `policy.selection: validation` the run holds out part of the desired set (`Run.validation`):
 J leaves it out, every epoch's policy gets its AUC on it, and the policy of the epoch with the
@@ -42,6 +46,7 @@ from pipeline.analysis.metrics import compression_ratio
 from pipeline.config import policy_name
 from pipeline.distributed import (
     all_reduce_mean,
+    barrier,
     gather_columns,
     global_norm,
     is_main,
@@ -53,6 +58,7 @@ from pipeline.models.base import batch_size
 from pipeline.policy.adjoint import PolicyGradient, policy_gradient, sqrt_checkpointing
 from pipeline.policy.simplex import project_to_simplex
 from pipeline.progress import SILENT, Progress
+from pipeline.results import write_atomic
 from pipeline.training.descent import TrainingDiverged, conventional_weights, descent_step
 
 log = logging.getLogger(__name__)
@@ -159,33 +165,115 @@ def resume_policy_path(resume_dir: Path, epoch: int) -> Path:
     return resume_dir / f"{policy_name(epoch)}.pt"
 
 
+def resume_record_path(resume_dir: Path, epoch: int) -> Path:
+    """The small record (history, selection) that lets the optimisation resume at a saved epoch
+    from that epoch's policy file when `state.pt` cannot be read."""
+    return resume_dir / f"{policy_name(epoch)}.json"
+
+
+def set_aside(path: Path, error: BaseException) -> Path:
+    """Rename a resume file that cannot be read to `<name>.damaged` beside it (kept for a look,
+    never deleted), and say so in the log."""
+    aside = path.with_name(f"{path.name}.damaged")
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = path.with_name(f"{path.name}.damaged{number}")
+    os.replace(path, aside)
+    log.warning(
+        "%s cannot be read (%s: %s); set aside as %s", path, type(error).__name__, error, aside
+    )
+    return aside
+
+
+def _load(path: Path) -> object | None:
+    """A resume file's content, or None after setting a damaged one aside."""
+    import pickle
+
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        set_aside(path, error)  # ValueError: JSONDecodeError, UnicodeDecodeError
+        return None
+
+
+def _loadable_saved_epochs(resume_dir: Path, saved: Iterable[int], before: int) -> list[int]:
+    """The saved epochs before `before` whose policy files are there and load, in order, up to
+    the first that is missing or damaged (the policies after it cannot be published)."""
+    good = []
+    for epoch in sorted(e for e in saved if e < before):
+        path = resume_policy_path(resume_dir, epoch)
+        if not path.exists() or _load(path) is None:
+            break
+        good.append(epoch)
+    return good
+
+
 def load_resume_state(
     resume_dir: Path, fingerprint: str, saved: Iterable[int] = ()
 ) -> ResumeState | None:
-    """The last saved state of an interrupted optimisation with the same settings, if any, and
-    if the policies of the `saved` epochs before it are still there beside it."""
+    """The newest resumable state of an interrupted optimisation with the same settings, if any.
+
+    That is `state.pt`, if it loads and the policies of the `saved` epochs before it load beside
+    it; otherwise the newest saved epoch whose policy and record load, with every saved policy
+    before it (a damaged file is set aside, `set_aside`); otherwise None (epoch 0)."""
+    saved = sorted(saved)
     path = resume_dir / "state.pt"
-    if not path.exists():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("fingerprint") != fingerprint:
+    had_state = path.exists()
+    state = _load(path) if had_state else None
+    if state is not None and state.get("fingerprint") != fingerprint:
         log.warning("ignoring %s: it was written with other settings", path)
         return None
-    missing = [
-        e for e in saved if e < state["epoch"] and not resume_policy_path(resume_dir, e).exists()
-    ]
-    if missing:
-        log.warning("ignoring %s: the policies of epochs %s are missing beside it", path, missing)
-        return None
-    return ResumeState(
-        state["epoch"], state["policy"], state["history"], Selection(**state.get("selection", {}))
+    last = state["epoch"] if state is not None else max(saved, default=0) + 1
+    good = _loadable_saved_epochs(resume_dir, saved, last)
+    if state is not None:
+        missing = [e for e in saved if e < last and e not in good]
+        if not missing:
+            return ResumeState(
+                last, state["policy"], state["history"], Selection(**state.get("selection", {}))
+            )
+        log.warning("%s: the policies of epochs %s are missing or damaged beside it", path, missing)
+    elif not had_state and not any(resume_record_path(resume_dir, e).exists() for e in good):
+        return None  # a fresh start: nothing was saved
+    for epoch in reversed(good):
+        record = resume_record_path(resume_dir, epoch)
+        fallback = _load(record) if record.exists() else None
+        if fallback is None or fallback.get("fingerprint") != fingerprint:
+            continue
+        chosen = fallback["selection"]
+        selection = Selection(chosen["epoch"], chosen["auc"])
+        if selection.epoch >= 0:  # the held-out choice so far: a saved policy, or no fallback
+            if selection.epoch not in good[: good.index(epoch) + 1]:
+                continue
+            selection.policy = torch.load(resume_policy_path(resume_dir, selection.epoch))
+        policy = torch.load(resume_policy_path(resume_dir, epoch), map_location="cpu")
+        log.warning(
+            "resuming from the newest saved epoch whose files load, %d, instead of the damaged "
+            "or missing state",
+            epoch,
+        )
+        return ResumeState(epoch, policy, fallback["history"], selection)
+    log.warning("no saved epoch of %s can be resumed: starting from epoch 0", resume_dir)
+    return None
+
+
+def _resume_controls(run: Run) -> str:
+    """The settings that decide how much the policy optimisation writes, for a failed write."""
+    kind, policy = run.settings["kind"], run.settings["policy"]
+    size = run.steps * run.n_train * torch.empty((), dtype=run.dtype).element_size()
+    return (
+        f"Each saved policy (T × N = {run.steps} × {run.n_train}) takes {size / 1e6:.3g} MB, and "
+        f"one is saved every `{kind}.policy.save_every` = {policy['save_every']} of the "
+        f"`{kind}.policy.epochs` = {policy['epochs']} epochs (twice over while the run lasts: "
+        "the resume directory, then the outputs); raise save_every to write less."
     )
 
 
-def _save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+def _save_atomic(obj: object, path: Path, controls: str = "") -> None:
+    """torch.save, all or nothing (`write_atomic`)."""
+    write_atomic(path, lambda temporary: torch.save(obj, temporary), controls)
 
 
 def whole_policy(run: Run, policy: Tensor) -> Tensor | None:
@@ -211,6 +299,7 @@ def finish_optimisation(
     history: list[dict],
     history_path: Path,
     selected: tuple[Tensor, Path] | None = None,
+    controls: str = "",
 ) -> pd.DataFrame:
     """Publish the saved policies, the selected one (policy, path) if any, and the history,
     then delete the resume directory.
@@ -226,15 +315,20 @@ def finish_optimisation(
         _publish(resume_policy_path(resume_dir, epoch), path, resume_dir / f"{path.name}.publish")
     if selected is not None:
         policy, path = selected
-        _save_atomic(policy, resume_dir / "selected.pt")
+        _save_atomic(policy, resume_dir / "selected.pt", controls)
         _publish(resume_dir / "selected.pt", path, resume_dir / f"{path.name}.publish")
     frame = pd.DataFrame(history)
     history_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = resume_dir / "history.parquet.publish"
-    frame.to_parquet(staging, index=False)
-    os.replace(staging, history_path)
-    (resume_dir / "state.pt").unlink()
-    shutil.rmtree(resume_dir)
+    write_atomic(history_path, lambda path: frame.to_parquet(path, index=False), controls)
+    (resume_dir / "state.pt").unlink(missing_ok=True)  # missing: resumed from a record
+    damaged = sorted(resume_dir.glob("*.damaged*"))
+    if damaged:  # kept for a look: everything else goes
+        for path in resume_dir.iterdir():
+            if path not in damaged:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        log.warning("kept the damaged resume files %s", [str(p) for p in damaged])
+    else:
+        shutil.rmtree(resume_dir)
     return frame
 
 
@@ -257,10 +351,15 @@ def optimize_policy(
     settings = run.settings["policy"]
     epochs = settings["epochs"]
     fingerprint = settings_fingerprint(run, seed)
+    controls = _resume_controls(run)
     if is_main():
         resume_dir.mkdir(parents=True, exist_ok=True)
 
-    state = load_resume_state(resume_dir, fingerprint, policy_paths)
+    # the first process sets damaged files aside; the others then find what it resumes from
+    state = load_resume_state(resume_dir, fingerprint, policy_paths) if is_main() else None
+    barrier()
+    if not is_main():
+        state = load_resume_state(resume_dir, fingerprint, policy_paths)
     if state is None:
         epoch, policy, history, selection = 0, conventional_policy(run), [], Selection()
     else:
@@ -306,7 +405,7 @@ def optimize_policy(
         if epoch in policy_paths:
             whole = whole_policy(run, policy)
             if is_main():
-                torch.save(whole, resume_policy_path(resume_dir, epoch))
+                _save_atomic(whole, resume_policy_path(resume_dir, epoch), controls)
         if epoch == epochs:
             row["seconds"] = time.perf_counter() - start
             history.append(row)
@@ -331,6 +430,13 @@ def optimize_policy(
         if epoch in policy_paths or epoch == epochs:
             whole = whole_policy(run, policy)
             if is_main():
+                chosen = {"epoch": selection.epoch, "auc": selection.auc}
+                record = {"fingerprint": fingerprint, "history": history, "selection": chosen}
+                write_atomic(
+                    resume_record_path(resume_dir, epoch),
+                    lambda path, record=record: path.write_text(json.dumps(record)),
+                    controls,
+                )
                 _save_atomic(
                     {
                         "fingerprint": fingerprint,
@@ -340,6 +446,7 @@ def optimize_policy(
                         "selection": vars(selection),
                     },
                     resume_dir / "state.pt",
+                    controls,
                 )
     progress.close()
     selected = None
@@ -356,4 +463,4 @@ def optimize_policy(
             selected = (selection.policy, selected_path)
     if not is_main():  # the first process writes every output
         return pd.DataFrame(history)
-    return finish_optimisation(resume_dir, policy_paths, history, history_path, selected)
+    return finish_optimisation(resume_dir, policy_paths, history, history_path, selected, controls)

@@ -106,8 +106,20 @@ def evaluate_policy(
 
 
 def write_dumps(
-    steps: pd.DataFrame, examples: pa.Table, steps_path: str, examples_path: str
+    steps: pd.DataFrame, examples: pa.Table, steps_path: str, examples_path: str, settings: dict
 ) -> None:
-    """Write the two dumps (zstd-compressed Parquet)."""
-    steps.to_parquet(steps_path, index=False)
-    pq.write_table(examples, examples_path, compression="zstd")
+    """Write the two dumps (zstd-compressed Parquet), each whole or not at all; a failed write
+    names the run's settings that decide the size of the per-example dump."""
+    from pipeline.results import write_atomic
+
+    evaluate, kind = settings["evaluate"], settings["kind"]
+    controls = (
+        f"The per-example dump holds {examples.num_rows} rows: N examples at every "
+        f"`{kind}.evaluate.dump_every` = {evaluate['dump_every']} steps and every step up to "
+        f"`{kind}.evaluate.dump_dense_until` = {evaluate['dump_dense_until']}; raise dump_every "
+        "or lower dump_dense_until to write less."
+    )
+    write_atomic(steps_path, lambda path: steps.to_parquet(path, index=False), controls)
+    write_atomic(
+        examples_path, lambda path: pq.write_table(examples, path, compression="zstd"), controls
+    )
