@@ -18,12 +18,15 @@ error naming the process and its exception, which it also appends to the rule's 
 
 from __future__ import annotations
 
+import collections
 import importlib
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -103,14 +106,16 @@ def launch(
             env.update(MASTER_ADDR=socket.gethostname(), MASTER_PORT=str(free_port()))
         log.info("starting %d processes: %s", processes, shlex.join(command))
         start = time.perf_counter()
-        result = subprocess.run(command, env=env)
-        if result.returncode != 0:
+        returncode, launcher_lines = run_teeing_stderr(command, env)
+        if returncode != 0:
             for output in map(Path, outputs):
                 if output.is_dir():
                     shutil.rmtree(output)
                 else:
                     output.unlink(missing_ok=True)
-            message = failure_message(workdir / "errors", processes, command, result.returncode)
+            message = failure_message(
+                workdir / "errors", processes, command, returncode, first_death(launcher_lines)
+            )
             if log_path:
                 with open(log_path, "a") as handle:
                     handle.write(f"\n{message}\n")
@@ -120,12 +125,86 @@ def launch(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def failure_message(errors: Path, processes: int, command: list[str], code: int) -> str:
-    """What failed: the first process's exception that is not a consequence of another's."""
+def run_teeing_stderr(command: list[str], env: dict) -> tuple[int, list[str]]:
+    """Run the launcher, its stderr passed on line by line (to the job's log) and its last
+    lines kept: torchrun and srun say there which process died first and how."""
+    kept: collections.deque[str] = collections.deque(maxlen=400)
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(line)
+            kept.append(line)
+        sys.stderr.flush()
+    return process.returncode, list(kept)
+
+
+_TORCHRUN_RANK = re.compile(r"^\s*rank\s*:\s*(\d+)")
+_TORCHRUN_EXIT = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")
+_SRUN_TASK = re.compile(r"srun: error: .*?task (\d+): (.+)$")
+
+
+def first_death(lines: list[str]) -> tuple[int, str] | None:
+    """(rank, how) of the process that failed first, from the launcher's report: torchrun's
+    "Root Cause (first observed failure)" (exit code, or the signal that killed it), or srun's
+    first "task N: ..." error line; None if the lines do not say."""
+    if any("Root Cause" in line for line in lines):
+        start = max(i for i, line in enumerate(lines) if "Root Cause" in line)
+        rank = code = None
+        for line in lines[start:]:
+            rank = rank if rank is not None else _match_int(_TORCHRUN_RANK, line)
+            code = code if code is not None else _match_int(_TORCHRUN_EXIT, line)
+        if rank is not None and code is not None:
+            return rank, _exit_description(code)
+    for line in lines:
+        found = _SRUN_TASK.search(line.strip())
+        if found:
+            return int(found[1]), found[2].strip()
+    return None
+
+
+def _match_int(pattern: re.Pattern, line: str) -> int | None:
+    found = pattern.match(line)
+    return int(found[1]) if found else None
+
+
+def _exit_description(code: int) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "an unknown signal"
+        return f"killed by signal {-code} ({name})"
+    return f"exit code {code}"
+
+
+def failure_message(
+    errors: Path,
+    processes: int,
+    command: list[str],
+    code: int,
+    first: tuple[int, str] | None = None,
+) -> str:
+    """What failed: the process that died first and how (`first`, from the launcher), with its
+    exception if it raised one; otherwise the first exception that is not a consequence of
+    another process's failure."""
     reports = [json.loads(p.read_text()) for p in sorted(errors.glob("rank*.json"))]
     # A process whose peer died fails in a collective: report the cause, not the echo.
     reports.sort(key=lambda r: (r["collective"], r["time"]))
     launcher = command[0] if command[0] == "srun" else "torchrun"
+    reported = {r["rank"]: r for r in reports}
+    if first is not None and first[0] not in reported:  # died without a Python error
+        rank, how = first
+        others = sorted(reported)
+        after = f"; processes {others} failed after it" if others else ""
+        echo = f" (process {others[0]}: {reported[others[0]]['error']})" if others else ""
+        return (
+            f"process {rank} of {processes} died first: {how}, without a Python error (out of "
+            f"memory? a time limit? kill -9?){after}{echo}. The job's outputs were removed; "
+            f"{launcher}'s report is above."
+        )
+    if first is not None:
+        reports.sort(key=lambda r: r["rank"] != first[0])  # the launcher saw it fail first
     if not reports:
         return (
             f"{processes} processes under {launcher} failed (exit code {code}) without a Python "

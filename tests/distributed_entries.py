@@ -58,3 +58,15 @@ def fail_on_second_process(spec: dict) -> None:
     if rank() == 1:
         raise ValueError("bad example in the second process's share")
     all_reduce_sum(torch.ones(1))
+
+
+def kill_second_process(spec: dict) -> None:
+    """The second process is killed (SIGKILL, as by the out-of-memory killer) mid-way through
+    the job; the first then fails in its next collective."""
+    import os
+    import signal
+
+    all_reduce_sum(torch.ones(1))
+    if rank() == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    all_reduce_sum(torch.ones(1))

@@ -218,6 +218,40 @@ def test_a_failing_process_fails_the_job_naming_it_and_leaves_no_output(tmp_path
     assert not list(output.parent.glob(".launch-*"))
 
 
+def test_a_killed_process_is_named_with_its_signal(tmp_path):
+    """Process 1 is killed by SIGKILL (as by the out-of-memory killer); process 0 then fails in
+    a collective ("Connection closed by peer"). The error names process 1 and the signal, not
+    the survivor's echo, which it used to call the failure."""
+    output = tmp_path / "out" / "steps.parquet"
+    output.parent.mkdir()
+    with pytest.raises(RuntimeError) as err:
+        launch(
+            f"{ENTRIES}:kill_second_process", {"device": "cpu"}, 2, 1, False, [str(output)], None
+        )
+    message = str(err.value)
+    assert message.startswith("process 1 of 2 died first: killed by signal 9 (SIGKILL)"), message
+    assert "processes [0] failed after it" in message
+
+
+def test_the_first_death_is_read_from_the_launchers_report():
+    from pipeline.launch import first_death
+
+    torchrun = """Failures:
+[1]:
+  rank      : 0 (local_rank: 0)
+  exitcode  : 1 (pid: 20030)
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  rank      : 1 (local_rank: 1)
+  exitcode  : -9 (pid: 20031)  (SIGKILL)
+"""
+    assert first_death(torchrun.splitlines(True)) == (1, "killed by signal 9 (SIGKILL)")
+    srun = ["srun: error: node1: task 1: Killed\n", "srun: error: node1: task 0: Exited\n"]
+    assert first_death(srun) == (1, "Killed")
+    assert first_death(["nothing useful\n"]) is None
+
+
 def test_an_interrupted_run_resumes_in_another_number_of_processes(tmp_path, monkeypatch):
     config = merged_config({"dtype": "float64", "perceptron": PERCEPTRON})
     data_dir = tmp_path / "data"
