@@ -223,9 +223,48 @@ def _process_errors(config: dict, kind: str) -> list[str]:
     return errors
 
 
+def validation_split(n_desired: int, fraction: float) -> tuple[int, int]:
+    """(examples J is computed on, held-out examples) of a desired set of K = `n_desired` with
+    `policy.selection: validation`: round(fraction · K) held out, at least one on each side."""
+    held_out = min(max(1, round(fraction * n_desired)), n_desired - 1)
+    return n_desired - held_out, held_out
+
+
+def _validation_problems(block: dict, name: str) -> list[str]:
+    """`selection: validation` needs a desired set that leaves each process examples on both
+    sides of the split (J's and the held-out part)."""
+    policy = block["policy"]
+    if policy.get("selection", "last") != "validation":
+        return []
+    k, processes = block["data"]["n_desired"], run_processes(block["resources"])
+    fraction = policy.get("validation_fraction", 0.25)
+    parts = validation_split(k, fraction) if k >= 2 else (k, 0)
+    if min(parts) >= processes:
+        return []
+    least = next(n for n in range(2, 10**9) if min(validation_split(n, fraction)) >= processes)
+    return [
+        f"`{name}.policy.selection: validation` holds out part of the desired set, but "
+        f"`{name}.data.n_desired` = {k} with `validation_fraction` = {fraction:g} leaves "
+        f"{parts[0]} example(s) for J and {parts[1]} held out, for {processes} process(es) "
+        f"that each need one of both: raise n_desired to at least {least}, or use "
+        "`selection: last`."
+    ]
+
+
 def _cross_setting_problems(config: dict) -> list[str]:
     """Rules the schema cannot state: they relate two settings."""
     problems = [m for kind in ("perceptron", "transformer") for m in _process_errors(config, kind)]
+    problems += [
+        m
+        for kind in ("perceptron", "transformer")
+        for m in _validation_problems(config[kind], kind)
+    ]
+    definitions = config["perceptron_ablation"]["definitions"]
+    for variant in config["perceptron_ablation"]["variants"]:
+        if variant in definitions:
+            block = merged(config["perceptron"], definitions[variant])
+            name = f"perceptron_ablation.definitions.{variant}"
+            problems += _validation_problems(block, name)
     for kind in ("perceptron", "transformer"):
         policy = config[kind]["policy"]
         runs = [(f"{kind}.policy.epochs", policy["epochs"])]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.config import validation_split
 from pipeline.data.perceptron import load_perceptron_split
 from pipeline.distributed import Shard, local_shard, world_size
 from pipeline.models.base import Batch, LossModel, batch_size, batch_slice
@@ -143,8 +144,8 @@ def split_validation(desired: Batch, fraction: float) -> tuple[Batch, Batch]:
             f"the desired set has {k} example(s): too few to hold out a validation part for "
             "`policy.selection: validation`; raise `data.n_desired` or use `selection: last`"
         )
-    held_out = min(max(1, round(fraction * k)), k - 1)
-    return batch_slice(desired, 0, k - held_out), batch_slice(desired, k - held_out, k)
+    kept, _ = validation_split(k, fraction)
+    return batch_slice(desired, 0, kept), batch_slice(desired, kept, k)
 
 
 def shard_batch(batch: Batch, split: str, settings: dict) -> Batch:

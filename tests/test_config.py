@@ -345,3 +345,55 @@ def test_a_step_size_sweep_in_an_ablation_variant_is_refused():
     )
     message = config_error(config)
     assert "perceptron_ablation.definitions.default.policy.step_size_sweep" in message
+
+
+# --- caught when the DAG is built, not when a job runs ----------------------------------------
+
+
+def test_validation_selection_with_too_small_a_desired_set_is_refused():
+    """`selection: validation` with K = 1 failed only in the job; with 2 processes K = 3 leaves
+    one held-out example for two processes. Both are now configuration errors."""
+    config = merged_config(
+        {"perceptron": {"data": {"n_desired": 1}, "policy": {"selection": "validation"}}}
+    )
+    message = config_error(config)
+    assert "`perceptron.policy.selection: validation`" in message
+    assert "`perceptron.data.n_desired` = 1" in message and "at least 2" in message
+    config = merged_config(
+        {
+            "transformer": {
+                "data": {"n_desired": 3},
+                "policy": {"selection": "validation"},
+                "resources": {"processes": 2},
+            }
+        }
+    )
+    assert "leaves 2 example(s) for J and 1 held out, for 2 process(es)" in config_error(config)
+    config = merged_config(
+        {"perceptron_ablation": {"definitions": {"validation": {"data": {"n_desired": 1}}}}}
+    )
+    assert "`perceptron_ablation.definitions.validation.data.n_desired` = 1" in config_error(config)
+
+
+def test_device_cuda_without_a_gpu_stops_the_dry_run(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = snakemake(
+        tmp_path, "--configfile", SMOKE, "--config", "device=cuda", "-n", check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "setting `device: cuda` but PyTorch sees no CUDA device" in output
+    assert "Traceback" not in output
+
+
+def test_an_unpadded_epoch_target_lists_the_run_s_policies(tmp_path):
+    """`dumps/epoch3/...` (no zero padding) used to be a bare MissingRuleException."""
+    target = "results/perceptron/dumps/epoch2/steps.parquet"
+    result = snakemake(tmp_path, target, "--configfile", SMOKE, "--dry-run", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "run `perceptron` saves no policy `epoch2`" in output
+    assert "conventional, epoch0000, epoch0002, epoch0004" in output

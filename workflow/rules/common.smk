@@ -33,6 +33,17 @@ try:
     validate_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
+if config["device"] == "cuda" and workflow.local_exec and not workflow.remote_exec:
+    # the jobs run on this machine: it must have the GPU (a cluster's jobs check on their node)
+    from pipeline.runtime import resolve_device
+
+    try:
+        resolve_device("cuda")
+    except RuntimeError as err:
+        raise WorkflowError(
+            f"{err}. The jobs of this run would start on this machine; with "
+            "--profile profiles/slurm they run on GPU nodes instead."
+        ) from None
 
 RUNS = run_names(config)  # the runs of `rule all`; ablation_runs() adds the Perceptron ablation's
 SPLITS = ["train", "desired", "test"]
@@ -48,7 +59,7 @@ TRAIN_ENV = (
 
 wildcard_constraints:
     run="|".join(all_run_names(config)) or "none",
-    policy=r"conventional|selected|epoch\d{4}\d*",  # policy_name(); policy_input() checks them
+    policy=r"[A-Za-z0-9_.-]+",  # any name: policy_input() lists the run's policies if unknown
     dataset=r"tinystories(-N\d+-V\d+)?",
     pdataset=r"perceptron(-[A-Za-z0-9_.+-]+)?",
 
