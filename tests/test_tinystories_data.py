@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -357,3 +358,107 @@ def test_build_on_the_shared_tinystories(tmp_path):
     assert vocab["vocab_size"] == 256 and vocab["tokenizer_file"] == "tokenizer.model.v1"
     preview = (tmp_path / "preview.md").read_text()
     assert "| story | operations | before | after |" in preview and "[UNK] share" in preview
+
+
+# ----------------------------------------------------------------------------- the real hub path
+
+
+def _hub_layout(root: Path, texts: list[str], split: str = "train") -> Path:
+    """A directory laid out as the hub serves TinyStories: Parquet shards with a `text` column
+    under data/, named <split>-NNNNN-of-NNNNN.parquet."""
+    shards = root / "data"
+    shards.mkdir(parents=True)
+    half = len(texts) // 2
+    for i, part in enumerate((texts[:half], texts[half:])):
+        pq.write_table(pa.table({"text": part}), shards / f"{split}-{i:05d}-of-00002.parquet")
+    return root
+
+
+def test_the_hub_path_runs_through_the_real_load_dataset(tmp_path, monkeypatch, stories_path):
+    """The data job with the paper preset's data settings (source: hub, seq_len 64, half the
+    training stories perturbed by 20 operations) at a tiny size, the hub replaced by a local
+    directory laid out like it and read by the unmocked `datasets.load_dataset` (streaming).
+    It gives the same bytes as the same stories read from a local file."""
+    import datasets
+    import yaml
+
+    from tests.conftest import ROOT
+
+    paper = yaml.safe_load((ROOT / "workflow" / "presets" / "paper.yaml").read_text())
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    data = {**config["transformer"]["data"], **paper["transformer"]["data"]}
+    data.update(n_train=40, n_desired=8, n_test=8, vocab_size=200)
+    assert data["source"] == "hub" and data["seq_len"] == 64 and data["perturbation_ops"] == 20
+    needed = data["n_train"] + data["n_desired"] + data["n_test"]
+    rows = pq.read_table(stories_path, columns=["text"]).slice(0, 2 * needed)
+    texts = stories_module.distinct_texts(rows.column("text").to_pylist(), limit=needed)
+    hub = _hub_layout(tmp_path / "TinyStories", texts)
+
+    calls = []
+    real_load = datasets.load_dataset
+
+    def spy(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", spy)
+    for name in stories_module.OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(stories_module, "_hub_reachable", lambda timeout=0: False)  # no network
+    stats = build_tinystories({**data, "hub_dataset": str(hub)}, tmp_path / "hub", seed=0)
+    assert calls == [((str(hub),), {"split": "train", "revision": "main", "streaming": True})]
+    assert stats["n_loaded"] == needed and stats["n_perturbed"] == 20
+    assert read_split(tmp_path / "hub", "train").column("operations").to_pylist()[0] is not None
+
+    local = write_parquet_stories(tmp_path / "stories.parquet", texts)
+    build_tinystories(
+        {**data, "source": "local", "local_files": [str(local)]}, tmp_path / "local", 0
+    )
+    for name in ("train.parquet", "desired.parquet", "test.parquet"):
+        assert (tmp_path / "hub" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def test_the_offline_variables_and_the_probe_with_the_real_environment(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE=1 or HF_DATASETS_OFFLINE=1 in a fresh process (the `datasets` library
+    reads them when imported) with an empty cache: the error says offline mode is on and how to
+    fix it. Without them, HF_ENDPOINT at a closed port fails the probe at once; at a server
+    that answers, the probe passes."""
+    import http.server
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    from tests.conftest import ROOT
+
+    program = (
+        "from pipeline.data.stories import load_stories\n"
+        "load_stories('hub', [], 'roneneldan/TinyStories', 'train', 10)\n"
+    )
+    runs = {}
+    for name in stories_module.OFFLINE_VARIABLES:
+        env = {k: v for k, v in os.environ.items() if k not in stories_module.OFFLINE_VARIABLES}
+        env.update({name: "1", "HF_HOME": str(tmp_path / name), "PYTHONPATH": str(ROOT)})
+        command = [sys.executable, "-c", program]
+        runs[name] = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    for name, process in runs.items():
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode != 0
+        assert "StoriesUnavailableError" in stderr and f"Offline mode is on ({name}=1)" in stderr
+        assert "transformer.data.local_files" in stderr
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    for name in stories_module.OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+    with pytest.raises(StoriesUnavailableError, match=f"127.0.0.1:{closed} cannot be reached"):
+        load_stories("hub", [], "roneneldan/TinyStories", "train", 10)
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        assert stories_module._hub_reachable(timeout=5)  # answered (501): reachable
+    finally:
+        server.server_close()

@@ -20,7 +20,10 @@ order. The index into the returned list is the ``story_id`` of the built data se
 
 Without a network the hub is probed with a short timeout and the error is raised at once (no
 retry loop); it names ``transformer.data.source`` / ``transformer.data.local_files`` and both
-ways to fix it.
+ways to fix it. With HF_HUB_OFFLINE or HF_DATASETS_OFFLINE set there is no probe: `datasets`
+serves its local cache, and the error says so if the dataset is not there. ``hub_dataset`` may
+also be a local directory laid out like the hub's dataset (``data/<split>-NNNNN-of-NNNNN.parquet``),
+read by the same `datasets.load_dataset` without a network.
 """
 
 from __future__ import annotations
@@ -166,10 +169,31 @@ def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
         return False
 
 
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def _offline_variables() -> list[str]:
+    """The Hugging Face offline-mode variables set in the environment."""
+    return [
+        name
+        for name in OFFLINE_VARIABLES
+        if os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+    ]
+
+
 def _offline_mode() -> bool:
-    return any(
-        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    return bool(_offline_variables())
+
+
+def _offline_hint() -> str:
+    """What offline mode means for a failed load, when it is on."""
+    names = _offline_variables()
+    if not names:
+        return ""
+    return (
+        f"Offline mode is on ({', '.join(f'{n}=1' for n in names)}): `datasets` reads only its "
+        "local cache, which does not hold this dataset; unset the variable on a machine that "
+        "reaches the hub, or fill the cache there first. "
     )
 
 
@@ -179,7 +203,8 @@ def iter_hub_texts(
     """Stream the ``text`` field of a hub split; fails at once when the hub is unreachable
     (unless HF offline mode is on, in which case `datasets` may serve its local cache).
     ``reason`` says in the error why the hub was chosen."""
-    if not _offline_mode() and not _hub_reachable():
+    local = Path(hub_dataset).is_dir()  # a directory laid out like the hub's: no network
+    if not local and not _offline_mode() and not _hub_reachable():
         raise StoriesUnavailableError(
             f"{reason or 'transformer.data.source is hub'}, so the stories must come from the "
             f"Hugging Face hub ({hub_dataset!r}, split {hub_split!r}), but {hub_endpoint()} "
@@ -199,6 +224,7 @@ def iter_hub_texts(
         raise StoriesUnavailableError(
             f"loading {hub_dataset!r} (split {hub_split!r}) from the Hugging Face hub failed "
             f"for transformer.data.source: {type(error).__name__}: {error}. "
+            + _offline_hint()
             + _fix_hint(hub_dataset)
         ) from error
 
