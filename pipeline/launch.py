@@ -13,7 +13,9 @@ Each process joins the process group (pipeline/distributed.py: NCCL on GPUs, glo
 runs the job's entry function on its share of the examples, and the first process writes every
 output and the rule's log. If a process fails, the launcher (torchrun, or srun with
 --kill-on-bad-exit) stops the others; `launch` then deletes the job's outputs and raises an
-error naming the process and its exception, which it also appends to the rule's log.
+error naming the process that died first (from the launcher's report: torchrun's root cause,
+srun's first task error) and how, by its exception or by the signal that killed it, which it
+also appends to the rule's log.
 """
 
 from __future__ import annotations

@@ -183,3 +183,28 @@ def test_a_replaced_story_file_reruns_the_data_job(tmp_path):
     result = snakemake(tmp_path, *target, "-n")
     assert "rule tinystories_data:" in result.stdout, result.stdout[-2000:]
     assert "updated input files" in result.stdout.lower() or str(stories) in result.stdout
+
+
+def test_errors_snakemake_words_itself_are_explained_in_the_readme(tmp_path):
+    """A missing --configfile fails in Snakemake's command-line parsing, before the workflow
+    (and so the pipeline) is read; --report before the run names a missing file. The README's
+    "When something goes wrong" table quotes both messages and says what to do."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## When something goes wrong")[1].split("\n## ")[0]
+    missing = snakemake(tmp_path, "-n", "--configfile", "no/such/preset.yaml", check=False)
+    lines = (missing.stdout + missing.stderr).splitlines()
+    assert missing.returncode != 0 and "Traceback (most recent call last):" in lines
+    error = "FileNotFoundError: [Errno 2] No such file or directory: 'no/such/preset.yaml'"
+    assert error in lines and not any("Building DAG" in line for line in lines)
+    assert "a `--configfile` path that does not exist" in table
+    assert "ending `FileNotFoundError: [Errno 2] No such file or directory: '<path>'`" in table
+    small = ["--configfile", SMOKE, "--config", "experiments=[perceptron]"]
+    report = snakemake(tmp_path, *small, "--report", "r.html", check=False)
+    output = report.stdout + report.stderr
+    assert report.returncode != 0
+    assert "results/perceptron/summary.json marked for report but does not exist." in output
+    assert "`WorkflowError: File results/…/summary.json marked for report but does not exist.`" in (
+        table
+    )
+    for row in ("a damaged resume file", "a full disk", "story file in `transformer.data.local"):
+        assert row in table
