@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from pipeline.analysis.metrics import compression_ratio
-from pipeline.config import policy_name
+from pipeline.config import policy_name, saved_policy_count
 from pipeline.distributed import (
     all_reduce_mean,
     barrier,
@@ -199,26 +199,31 @@ def _load(path: Path) -> object | None:
         return None
 
 
-def _loadable_saved_epochs(resume_dir: Path, saved: Iterable[int], before: int) -> list[int]:
-    """The saved epochs before `before` whose policy files are there and load, in order, up to
-    the first that is missing or damaged (the policies after it cannot be published)."""
+def _loadable_saved_epochs(
+    resume_dir: Path, saved: Iterable[int], before: int, verify: bool = True
+) -> list[int]:
+    """The saved epochs before `before` whose policy files are there and (if `verify`) load, in
+    order, up to the first that is missing or damaged (the policies after it cannot be
+    published)."""
     good = []
     for epoch in sorted(e for e in saved if e < before):
         path = resume_policy_path(resume_dir, epoch)
-        if not path.exists() or _load(path) is None:
+        if not path.exists() or (verify and _load(path) is None):
             break
         good.append(epoch)
     return good
 
 
 def load_resume_state(
-    resume_dir: Path, fingerprint: str, saved: Iterable[int] = ()
+    resume_dir: Path, fingerprint: str, saved: Iterable[int] = (), verify: bool = True
 ) -> ResumeState | None:
     """The newest resumable state of an interrupted optimisation with the same settings, if any.
 
     That is `state.pt`, if it loads and the policies of the `saved` epochs before it load beside
     it; otherwise the newest saved epoch whose policy and record load, with every saved policy
-    before it (a damaged file is set aside, `set_aside`); otherwise None (epoch 0)."""
+    before it (a damaged file is set aside, `set_aside`); otherwise None (epoch 0). Without
+    `verify` the saved policies are only required to exist (the other processes, once the first
+    has set the damaged files aside)."""
     saved = sorted(saved)
     path = resume_dir / "state.pt"
     had_state = path.exists()
@@ -227,7 +232,7 @@ def load_resume_state(
         log.warning("ignoring %s: it was written with other settings", path)
         return None
     last = state["epoch"] if state is not None else max(saved, default=0) + 1
-    good = _loadable_saved_epochs(resume_dir, saved, last)
+    good = _loadable_saved_epochs(resume_dir, saved, last, verify)
     if state is not None:
         missing = [e for e in saved if e < last and e not in good]
         if not missing:
@@ -263,11 +268,12 @@ def _resume_controls(run: Run) -> str:
     """The settings that decide how much the policy optimisation writes, for a failed write."""
     kind, policy = run.settings["kind"], run.settings["policy"]
     size = run.steps * run.n_train * torch.empty((), dtype=run.dtype).element_size()
+    count = saved_policy_count(policy["epochs"], policy["save_every"])
     return (
         f"Each saved policy (T × N = {run.steps} × {run.n_train}) takes {size / 1e6:.3g} MB, and "
         f"one is saved every `{kind}.policy.save_every` = {policy['save_every']} of the "
-        f"`{kind}.policy.epochs` = {policy['epochs']} epochs (twice over while the run lasts: "
-        "the resume directory, then the outputs); raise save_every to write less."
+        f"`{kind}.policy.epochs` = {policy['epochs']} epochs ({count} policies, "
+        f"{count * size / 1e9:.3g} GB, plus the resume state); raise save_every to write less."
     )
 
 
@@ -359,7 +365,7 @@ def optimize_policy(
     state = load_resume_state(resume_dir, fingerprint, policy_paths) if is_main() else None
     barrier()
     if not is_main():
-        state = load_resume_state(resume_dir, fingerprint, policy_paths)
+        state = load_resume_state(resume_dir, fingerprint, policy_paths, verify=False)
     if state is None:
         epoch, policy, history, selection = 0, conventional_policy(run), [], Selection()
     else:
