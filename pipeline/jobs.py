@@ -283,4 +283,4 @@ def at_a_glance(smk) -> None:
         findings = {entry.name: judge(entry) for entry in chosen}
         for name, found in findings.items():
             log.info("%s: %s (%s; paper: %s)", name, found.verdict, found.ours, found.paper)
-        write_page(findings, smk.output.md, smk.output.html, smk.output.json)
+        write_page(chosen, findings, smk.output.md, smk.output.csv, smk.output.json)
