@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -30,10 +31,36 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
+def in_ci() -> bool:
+    """CI sets CI (`.ci/run` sets CI=true): there every test must run, none be skipped."""
+    return bool(os.environ.get("CI"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI a skipped test fails: a missing input must not hide an end-to-end test."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI (CI={os.environ['CI']!r}), where every test must run: {reason}"
+        )
+
+
 @pytest.fixture(scope="session")
 def stories_path() -> Path:
+    """The shared TinyStories copy the end-to-end tests train on: without it they fail under CI
+    and are skipped elsewhere (a developer without ../shared can still run the unit tests)."""
     if not SHARED_STORIES.exists():
-        pytest.skip(f"the shared TinyStories copy is not at {SHARED_STORIES}")
+        message = (
+            f"the shared TinyStories copy is not at {SHARED_STORIES}: the end-to-end tests "
+            "(the smoke run) need it; put stories.parquet there"
+        )
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
     return SHARED_STORIES
 
 
