@@ -89,8 +89,7 @@ def build_model(settings: dict, device: torch.device) -> LossModel:
         ffn_mult=arch["ffn_mult"],
         pad_id=PAD_ID,
     )
-    compile_steps = settings["train"].get("compile", False)
-    return Transformer(shape, chunk_size=chunk, device=device, compile=compile_steps)
+    return Transformer(shape, chunk_size=chunk, device=device, compile=settings["train"]["compile"])
 
 
 def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Run:
@@ -112,9 +111,9 @@ def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: 
             s: load_token_split(data_dir / f"{s}.parquet", seq_len, device)
             for s in ("train", "desired", "test")
         }
-    if settings["policy"].get("selection", "last") == "validation":
+    if settings["policy"]["selection"] == "validation":
         splits["desired"], splits["validation"] = split_validation(
-            splits["desired"], settings["policy"].get("validation_fraction", 0.25)
+            splits["desired"], settings["policy"]["validation_fraction"]
         )
     n_train = batch_size(splits["train"])
     splits = {s: shard_batch(batch, s, settings) for s, batch in splits.items()}

@@ -128,7 +128,7 @@ def optimize_policy(smk) -> None:
         "history": str(smk.output.history),
         "resume_dir": str(smk.params.resume_dir),
     }
-    if smk.params.settings["policy"].get("selection", "last") == "validation":
+    if smk.params.settings["policy"]["selection"] == "validation":
         spec["selected"] = str(out_dir / "selected.pt")
     _run_training(smk, "optimize_policy_run", spec)
 

@@ -114,13 +114,13 @@ def perceptron_data(tmp_path_factory):
 
 def merged_config(*overlays: dict) -> dict:
     """config.yaml with the smoke preset and further overlays merged in, as Snakemake does."""
-    from pipeline.config import merged
+    from pipeline.config import apply_defaults, merged
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     smoke = yaml.safe_load((ROOT / "workflow" / "presets" / "smoke.yaml").read_text())
     for overlay in (smoke, *overlays):
         config = merged(config, overlay)
-    return config
+    return apply_defaults(config)  # as validate_config does (tests validate bad ones themselves)
 
 
 class Namedlist(list):

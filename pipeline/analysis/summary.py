@@ -48,7 +48,7 @@ def summarize_run(
     names = list(curves)
     near_optimal = names[-1]
     history = read_pipeline_parquet(history_path, ["epoch", "objective"]).to_pandas()
-    if settings["policy"].get("selection", "last") == "validation":
+    if settings["policy"]["selection"] == "validation":
         history["selected"] = read_pipeline_parquet(history_path, ["selected"]).to_pandas()[
             "selected"
         ]
@@ -62,8 +62,8 @@ def summarize_run(
         "policy_step_size": settings["policy"]["step_size"],
         "policy_objective_scale": settings["policy"]["objective_scale"],
         "policy_schedule": settings["policy"]["schedule"],
-        "policy_selection": settings["policy"].get("selection", "last"),
-        "seed": settings.get("seed"),
+        "policy_selection": settings["policy"]["selection"],
+        "seed": settings["seed"],
         "log_vocab_nats": log_vocab,
         "near_optimal_policy": near_optimal,
         "selected_epoch": int(

@@ -141,7 +141,7 @@ class ResumeState:
 def settings_fingerprint(run: Run, seed: int) -> str:
     """A hash of everything that determines the optimisation, to refuse a stale resume state."""
     key = {k: run.settings[k] for k in ("data", "train", "policy")}
-    key.update(seed=seed, dtype=str(run.dtype), model=run.settings.get("model"))
+    key.update(seed=seed, dtype=str(run.dtype), model=run.settings["model"])
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -75,7 +75,7 @@ def last_policy(run):
 def near_optimal(run):
     """The near-optimal policy: the last epoch's, or with `policy.selection: validation` the one
     chosen on the held-out part of the desired set (`selected`, written by optimize_policy)."""
-    if settings(run)["policy"].get("selection", "last") == "validation":
+    if settings(run)["policy"]["selection"] == "validation":
         return "selected"
     return last_policy(run)
 
