@@ -7,13 +7,13 @@ With several processes (pipeline/distributed.py) each holds its contiguous share
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pipeline.analysis.metrics import log_vocab
 from pipeline.data.perceptron import load_perceptron_split
 from pipeline.distributed import Shard, local_shard, world_size
 from pipeline.models.base import Batch, LossModel, batch_size, batch_slice
@@ -60,9 +60,7 @@ class Run:
     @property
     def log_vocab(self) -> float:
         """ln |V|: the loss of a uniform guess, in nats (|V| = 2 for the Perceptron)."""
-        if self.settings["kind"] == "perceptron":
-            return math.log(2)
-        return math.log(self.settings["data"]["vocab_size"])
+        return log_vocab(self.settings)
 
 
 def load_token_split(path: str | Path, seq_len: int, device: torch.device) -> Batch:

@@ -192,6 +192,7 @@ def evaluate_policy(smk) -> None:
 
 def evaluate_policy_run(spec: dict) -> None:
     """The evaluation of a spec (`evaluate_policy`), in this process."""
+    from pipeline.analysis.metrics import auc
     from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters
     from pipeline.training.descent import TrainingDiverged
@@ -214,7 +215,7 @@ def evaluate_policy_run(spec: dict) -> None:
         log.info(
             "final test loss %.5g, test AUC %.5g",
             steps["test_loss"].iloc[-1],
-            steps["test_loss"].iloc[1:].sum(),
+            auc(steps["test_loss"]),
         )
     barrier()
 

@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from pipeline.analysis.metrics import compression_ratio
+from pipeline.analysis.metrics import auc, compression_ratio
 from pipeline.config import policy_name
 from pipeline.distributed import (
     all_reduce_mean,
@@ -289,8 +289,7 @@ def optimize_policy(
             curves = loss_curves(run, theta0, policy)
             desired_losses, test_losses = curves["desired"], curves["test"]
             validation_losses = curves.get("validation")
-        objective = float(desired_losses[1:].sum())
-        test_auc = float(test_losses[1:].sum())
+        objective, test_auc = auc(desired_losses), auc(test_losses)
         row = {
             "epoch": epoch,
             "objective": objective,
@@ -301,7 +300,7 @@ def optimize_policy(
             "support": total_count(int(torch.count_nonzero(policy))) / (run.steps * run.n_train),
         }
         if validation_losses is not None:
-            row["validation_auc"] = float(validation_losses[1:].sum())
+            row["validation_auc"] = auc(validation_losses)
             selection.offer(epoch, row["validation_auc"], run, policy)
         if epoch in policy_paths:
             whole = whole_policy(run, policy)

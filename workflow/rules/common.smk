@@ -27,6 +27,7 @@ from pipeline.config import (
     validate_config,
 )
 from pipeline.analysis.findings import report_labels
+from pipeline.analysis.metrics import log_vocab
 from pipeline.paper import acceleration_ratio_reference
 
 try:
@@ -100,13 +101,6 @@ def paper_acceleration_ratio(run):
 def data_files(wildcards):
     return expand("results/data/{name}/{split}.parquet", name=settings(wildcards.run)["data_name"],
                   split=SPLITS)
-
-
-def log_vocab(run):
-    import math
-
-    s = settings(run)
-    return math.log(2) if s["kind"] == "perceptron" else math.log(s["data"]["vocab_size"])
 
 
 def run_resources(key):
