@@ -80,6 +80,22 @@ def smoke_run(tmp_path_factory, stories_path) -> Path:
     return workdir
 
 
+def assert_drawn(path: Path) -> None:
+    """A figure file with a figure in it: a PDF with a page, or a PNG of at least 200 × 200
+    pixels of which between 0.5 % and 60 % are not white (drawn, neither blank nor filled)."""
+    path = Path(path)
+    if path.suffix == ".pdf":
+        data = path.read_bytes()
+        assert data.startswith(b"%PDF") and b"/Type /Page" in data, f"{path}: no PDF page"
+        return
+    from matplotlib.image import imread
+
+    image = imread(path)[..., :3]
+    ink = float((image < 0.95).any(axis=-1).mean())
+    assert min(image.shape[:2]) >= 200, f"{path}: {image.shape[1]} × {image.shape[0]} pixels"
+    assert 0.005 < ink < 0.6, f"{path}: {ink:.1%} of the pixels drawn"
+
+
 def copy_of_smoke_run(smoke_run: Path, dest: Path, *, trained_only: bool = False) -> Path:
     """A copy of the smoke run in `dest`: file times and Snakemake's records kept, so that nothing
     reruns. With `trained_only`, what is computed from the trained runs (statistics, tables,

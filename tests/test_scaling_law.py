@@ -23,7 +23,7 @@ from pipeline.analysis.scaling_law import (
     table2,
 )
 from pipeline.config import run_names, run_settings, scaling_sweep_runs
-from tests.conftest import merged_config
+from tests.conftest import assert_drawn, merged_config
 
 SEARCH = SearchSettings(
     t0=None,
@@ -197,7 +197,7 @@ def test_smoke_dag_builds_tables_and_figure11(smoke_run):
     for name in ["table1", "table2"]:
         assert (tables / f"{name}.md").read_text().count("\n|") >= 3
     for ext in ["pdf", "png"]:
-        assert (smoke_run / "results" / "figures" / f"figure11.{ext}").stat().st_size > 1000
+        assert_drawn(smoke_run / "results" / "figures" / f"figure11.{ext}")
 
     t1 = pd.read_csv(tables / "table1.csv").set_index("quantity")
     assert t1.loc["B, conventional", "paper"] == paper.SCALING_LAW["conventional"]["B"]
