@@ -187,9 +187,31 @@ def sim_cr(item: str, policies: pd.DataFrame, fit: dict) -> Finding:
     )
 
 
-def _conventional(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the conventional policy (γ_t = 1/N), the baseline the properties name."""
-    return frame[frame["policy"] == "conventional"]
+def _share_finding(
+    item: str,
+    claim: str,
+    paper_says: str,
+    shares: tuple[float, float],
+    missing: str,
+    *,
+    criterion: str,
+    extra: str = "",
+) -> Finding:
+    """The finding of a share the paper puts near 100 % for the near-optimal policy, from
+    `shares` = (the last policy's, the conventional policy's or NaN): reproduced at ≥ 90 %;
+    below, judged against the conventional policy's (γ_t = 1/N) share, the baseline the
+    properties name, and no data without it (`missing` says why) rather than another baseline;
+    `extra`: text after the numbers."""
+    last, conventional = shares
+    if last >= 0.9:
+        verdict = REPRODUCED
+    elif np.isnan(conventional):
+        verdict = NO_DATA
+    else:
+        verdict = PARTLY if last > conventional else NOT_REPRODUCED
+    baseline = _pct(conventional) if np.isfinite(conventional) else missing
+    ours = f"{_pct(last)} for the last policy (conventional: {baseline}){extra}"
+    return Finding(item, claim, paper_says, ours, verdict, criterion)
 
 
 def property41(item: str, policies: pd.DataFrame) -> Finding:
@@ -207,25 +229,12 @@ def property41(item: str, policies: pd.DataFrame) -> Finding:
         ours = "no CT ≤ 0 at the dumped steps of the last policy"
         return Finding(item, claim, "→ 100 %", ours, NO_DATA, criterion)
     last = float(shown["property41_fraction"].iloc[-1])
-    conventional = _conventional(shown)["property41_fraction"]
+    conventional = shown.loc[shown["policy"] == "conventional", "property41_fraction"]
     first = float(conventional.iloc[0]) if len(conventional) else math.nan
     rho = _rank_correlation(shown["cr"], shown["property41_fraction"])
-    if last >= 0.9:
-        verdict = REPRODUCED
-    elif np.isnan(first):
-        verdict = NO_DATA
-    else:
-        verdict = PARTLY if last > first else NOT_REPRODUCED
-    baseline = _pct(first) if np.isfinite(first) else "no CT ≤ 0 at its dumped steps"
-    return Finding(
-        item,
-        claim,
-        "→ 100 % (curve)",
-        f"{_pct(last)} for the last policy (conventional {baseline}); "
-        f"Spearman ρ(CR, share) = {_rho(rho)}",
-        verdict,
-        criterion,
-    )
+    return _share_finding(item, claim, "→ 100 % (curve)", (last, first),
+                          "no CT ≤ 0 at its dumped steps", criterion=criterion,
+                          extra=f"; Spearman ρ(CR, share) = {_rho(rho)}")  # fmt: skip
 
 
 def property42(item: str, learned: pd.DataFrame, policies: pd.DataFrame) -> Finding:
@@ -252,21 +261,8 @@ def property42(item: str, learned: pd.DataFrame, policies: pd.DataFrame) -> Find
     if np.isnan(last):
         ours = "the last policy has no perfectly learned examples (loss below the threshold)"
         return Finding(item, claim, "> 90 %", ours, NO_DATA, criterion)
-    if last >= 0.9:
-        verdict = REPRODUCED
-    elif np.isnan(first):
-        verdict = NO_DATA
-    else:
-        verdict = PARTLY if last > first else NOT_REPRODUCED
-    baseline = _pct(first) if np.isfinite(first) else "no perfectly learned examples"
-    return Finding(
-        item,
-        claim,
-        "> 90 % (near-optimal policy)",
-        f"{_pct(last)} for the last policy (conventional: {baseline})",
-        verdict,
-        criterion,
-    )
+    return _share_finding(item, claim, "> 90 % (near-optimal policy)", (last, first),
+                          "no perfectly learned examples", criterion=criterion)  # fmt: skip
 
 
 def property43(item: str, sample: pd.DataFrame, summary: dict) -> Finding:
