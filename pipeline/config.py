@@ -28,15 +28,15 @@ class ConfigError(ValueError):
     """The configuration has a key or value the pipeline cannot use."""
 
 
-@functools.lru_cache(maxsize=4)
-def _parsed_schema(path: str, modified_ns: int) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+@functools.cache
+def _schema(path: Path) -> dict:
+    """The schema, parsed once per process (`run_settings` needs it on every call); not to be
+    modified: `load_schema` gives a copy that may be."""
+    return yaml.safe_load(path.read_text())
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
-    """The schema (a copy of its parse, cached per file version: parsing is most of the time of
-    a validation)."""
-    return copy.deepcopy(_parsed_schema(str(path), Path(path).stat().st_mtime_ns))
+    return copy.deepcopy(_schema(Path(path)))
 
 
 def _known_keys(schema: dict, root: dict) -> list[str]:
@@ -171,6 +171,28 @@ def coerce_to_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> list[str]
     return problems
 
 
+def apply_defaults(config: dict, schema: dict | None = None, root: dict | None = None) -> dict:
+    """Fill in, in place, the schema's `default` of every optional setting the config leaves out
+    (`policy.selection`, `train.compile`, …), so that code reads every setting plainly.
+
+    `schema` is the part of the schema `config` is an instance of (the whole schema by default);
+    parts of the wrong type are left alone for the validation to name. Returns `config`.
+    """
+    root = root if root is not None else _schema(SCHEMA_PATH)
+    schema = _resolve(schema if schema is not None else root, root)
+    if isinstance(config, dict):
+        for key, part in schema.get("properties", {}).items():
+            part = _resolve(part, root)
+            if key not in config and "default" in part:
+                config[key] = copy.deepcopy(part["default"])
+            if key in config:
+                apply_defaults(config[key], part, root)
+    elif isinstance(config, list) and isinstance(schema.get("items"), dict):
+        for item in config:
+            apply_defaults(item, schema["items"], root)
+    return config
+
+
 def _non_finite(node: object, path: list[str]) -> list[str]:
     """Messages for NaN and infinite numbers, which every bound of the schema lets through."""
     if isinstance(node, dict):
@@ -197,7 +219,7 @@ def _least_save_every(epochs: int) -> int:
 def run_processes(resources: dict) -> int:
     """P, the processes of a training job: `resources.processes`, or when that is 0 (automatic)
     one per GPU of `resources.gpus`, at least one."""
-    return resources.get("processes") or max(1, resources["gpus"])
+    return resources["processes"] or max(1, resources["gpus"])
 
 
 def _process_errors(config: dict, kind: str) -> list[str]:
@@ -212,7 +234,7 @@ def _process_errors(config: dict, kind: str) -> list[str]:
             "per GPU), or gpus to the number of processes"
         )
     sizes = {f"data.{key}": data[key] for key in ("n_train", "n_desired", "n_test")}
-    for i, entry in enumerate(config[kind].get("scaling_sweep", [])):
+    for i, entry in enumerate(config[kind].get("scaling_sweep", [])):  # the Transformer's only
         sizes[f"scaling_sweep[{i}].n_train"] = entry["n_train"]
     smallest = min(sizes, key=sizes.get)
     if processes > sizes[smallest]:
@@ -234,10 +256,10 @@ def _validation_problems(block: dict, name: str) -> list[str]:
     """`selection: validation` needs a desired set that leaves each process examples on both
     sides of the split (J's and the held-out part)."""
     policy = block["policy"]
-    if policy.get("selection", "last") != "validation":
+    if policy["selection"] != "validation":
         return []
     k, processes = block["data"]["n_desired"], run_processes(block["resources"])
-    fraction = policy.get("validation_fraction", 0.25)
+    fraction = policy["validation_fraction"]
     parts = validation_split(k, fraction) if k >= 2 else (k, 0)
     if min(parts) >= processes:
         return []
@@ -271,7 +293,7 @@ def _cross_setting_problems(config: dict) -> list[str]:
         if kind == "transformer":
             runs += [
                 (f"transformer.scaling_sweep.{i}.policy_epochs", entry["policy_epochs"])
-                for i, entry in enumerate(config[kind].get("scaling_sweep", []))
+                for i, entry in enumerate(config[kind]["scaling_sweep"])
                 if "policy_epochs" in entry
             ]
         every = policy["save_every"]
@@ -297,11 +319,13 @@ def _cross_setting_problems(config: dict) -> list[str]:
 
 
 def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
-    """Coerce string values to the schema's types (in place), then raise `ConfigError` listing
-    every invalid, missing or unknown setting by its full name."""
+    """Coerce string values to the schema's types and fill in the schema's defaults (in place),
+    then raise `ConfigError` listing every invalid, missing or unknown setting by its full
+    name."""
     messages = coerce_to_schema(config, schema_path) + _non_finite(config, [])
     flagged = {m.split("`")[1] for m in messages}  # settings already explained above
     schema = load_schema(schema_path)
+    apply_defaults(config, schema)
     errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
     errors = [e for e in errors if ".".join(str(p) for p in e.absolute_path) not in flagged]
     messages += [line for error in errors for line in _describe(error, schema)]
@@ -390,7 +414,7 @@ def scaling_sweep_runs(config: dict) -> list[str]:
     Transformer run's (T, N, V and policy epochs) is that run rather than a copy of it."""
     main = config["transformer"]
     names = []
-    for entry in main.get("scaling_sweep", []):
+    for entry in main["scaling_sweep"]:
         same = (
             entry["steps"],
             entry["n_train"],
@@ -408,7 +432,7 @@ def scaling_sweep_runs(config: dict) -> list[str]:
 
 def step_size_runs(config: dict, kind: str) -> list[str]:
     """The runs of an experiment's `policy.step_size_sweep`: <kind>-eps<ε>, one per step size."""
-    sweep = config[kind]["policy"].get("step_size_sweep", [])
+    sweep = config[kind]["policy"]["step_size_sweep"]
     return [f"{kind}-eps{_format_number(eps)}" for eps in sweep]
 
 
@@ -477,9 +501,10 @@ def run_settings(config: dict, name: str) -> dict:
     kind, _, variant = name.partition("-")
     if kind not in ("perceptron", "transformer"):
         raise _unknown_run(config, name)
-    block = copy.deepcopy(config[kind])
-    block.pop("scaling_sweep", None)
-    block["policy"].pop("step_size_sweep", None)
+    root = _schema(SCHEMA_PATH)  # a validated config has every default; one read directly may not
+    block = apply_defaults(copy.deepcopy(config[kind]), root["properties"][kind], root)
+    block.pop("scaling_sweep", None)  # the Transformer's only
+    block["policy"].pop("step_size_sweep")
     seed = config["seed"]
     step_size = _STEP_SIZE_RUN.fullmatch(variant)
     if step_size is not None and variant in {
@@ -494,7 +519,7 @@ def run_settings(config: dict, name: str) -> dict:
         block = merged(block, definitions[match["variant"]])
         seed = int(match["seed"])
     elif variant:
-        entries = config[kind].get("scaling_sweep", [])
+        entries = config[kind]["scaling_sweep"]
         match = next(
             (e for e, run in zip(entries, scaling_sweep_runs(config), strict=True) if run == name),
             None,

@@ -7,7 +7,6 @@ With several processes (pipeline/distributed.py) each holds its contiguous share
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.config import validation_split
+from pipeline.analysis.metrics import log_vocab
 from pipeline.data.perceptron import load_perceptron_split
 from pipeline.distributed import Shard, local_shard, world_size
 from pipeline.models.base import Batch, LossModel, batch_size, batch_slice
@@ -61,9 +61,7 @@ class Run:
     @property
     def log_vocab(self) -> float:
         """ln |V|: the loss of a uniform guess, in nats (|V| = 2 for the Perceptron)."""
-        if self.settings["kind"] == "perceptron":
-            return math.log(2)
-        return math.log(self.settings["data"]["vocab_size"])
+        return log_vocab(self.settings)
 
 
 def load_token_split(path: str | Path, seq_len: int, device: torch.device) -> Batch:
@@ -90,8 +88,7 @@ def build_model(settings: dict, device: torch.device) -> LossModel:
         ffn_mult=arch["ffn_mult"],
         pad_id=PAD_ID,
     )
-    compile_steps = settings["train"].get("compile", False)
-    return Transformer(shape, chunk_size=chunk, device=device, compile=compile_steps)
+    return Transformer(shape, chunk_size=chunk, device=device, compile=settings["train"]["compile"])
 
 
 def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Run:
@@ -113,9 +110,9 @@ def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: 
             s: load_token_split(data_dir / f"{s}.parquet", seq_len, device)
             for s in ("train", "desired", "test")
         }
-    if settings["policy"].get("selection", "last") == "validation":
+    if settings["policy"]["selection"] == "validation":
         splits["desired"], splits["validation"] = split_validation(
-            splits["desired"], settings["policy"].get("validation_fraction", 0.25)
+            splits["desired"], settings["policy"]["validation_fraction"]
         )
     n_train = batch_size(splits["train"])
     splits = {s: shard_batch(batch, s, settings) for s, batch in splits.items()}

@@ -128,7 +128,7 @@ def optimize_policy(smk) -> None:
         "history": str(smk.output.history),
         "resume_dir": str(smk.params.resume_dir),
     }
-    if smk.params.settings["policy"].get("selection", "last") == "validation":
+    if smk.params.settings["policy"]["selection"] == "validation":
         spec["selected"] = str(out_dir / "selected.pt")
     _run_training(smk, "optimize_policy_run", spec)
 
@@ -192,6 +192,7 @@ def evaluate_policy(smk) -> None:
 
 def evaluate_policy_run(spec: dict) -> None:
     """The evaluation of a spec (`evaluate_policy`), in this process."""
+    from pipeline.analysis.metrics import auc
     from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters
     from pipeline.training.descent import TrainingDiverged
@@ -214,7 +215,7 @@ def evaluate_policy_run(spec: dict) -> None:
         log.info(
             "final test loss %.5g, test AUC %.5g",
             steps["test_loss"].iloc[-1],
-            steps["test_loss"].iloc[1:].sum(),
+            auc(steps["test_loss"]),
         )
     barrier()
 
@@ -283,4 +284,4 @@ def at_a_glance(smk) -> None:
         findings = {entry.name: judge(entry) for entry in chosen}
         for name, found in findings.items():
             log.info("%s: %s (%s; paper: %s)", name, found.verdict, found.ours, found.paper)
-        write_page(findings, smk.output.md, smk.output.html, smk.output.json)
+        write_page(chosen, findings, smk.output.md, smk.output.csv, smk.output.json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -30,10 +31,36 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
+def in_ci() -> bool:
+    """CI sets CI (`.ci/run` sets CI=true): there every test must run, none be skipped."""
+    return bool(os.environ.get("CI"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI a skipped test fails: a missing input must not hide an end-to-end test."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under CI (CI={os.environ['CI']!r}), where every test must run: {reason}"
+        )
+
+
 @pytest.fixture(scope="session")
 def stories_path() -> Path:
+    """The shared TinyStories copy the end-to-end tests train on: without it they fail under CI
+    and are skipped elsewhere (a developer without ../shared can still run the unit tests)."""
     if not SHARED_STORIES.exists():
-        pytest.skip(f"the shared TinyStories copy is not at {SHARED_STORIES}")
+        message = (
+            f"the shared TinyStories copy is not at {SHARED_STORIES}: the end-to-end tests "
+            "(the smoke run) need it; put stories.parquet there"
+        )
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
     return SHARED_STORIES
 
 
@@ -51,6 +78,23 @@ def smoke_run(tmp_path_factory, stories_path) -> Path:
     )
     snakemake(workdir, "--configfile", SMOKE, str(overlay))
     return workdir
+
+
+def assert_drawn(path: Path) -> None:
+    """A figure file with a figure in it: a PDF with a page, or a PNG of at least 200 × 200
+    pixels of which between 0.5 % and 90 % are not white (drawn, neither blank nor filled:
+    a heat map fills about 55 %)."""
+    path = Path(path)
+    if path.suffix == ".pdf":
+        data = path.read_bytes()
+        assert data.startswith(b"%PDF") and b"/Type /Page" in data, f"{path}: no PDF page"
+        return
+    from matplotlib.image import imread
+
+    image = imread(path)[..., :3]
+    ink = float((image < 0.95).any(axis=-1).mean())
+    assert min(image.shape[:2]) >= 200, f"{path}: {image.shape[1]} × {image.shape[0]} pixels"
+    assert 0.005 < ink < 0.9, f"{path}: {ink:.1%} of the pixels drawn"
 
 
 def copy_of_smoke_run(smoke_run: Path, dest: Path, *, trained_only: bool = False) -> Path:
@@ -87,13 +131,13 @@ def perceptron_data(tmp_path_factory):
 
 def merged_config(*overlays: dict) -> dict:
     """config.yaml with the smoke preset and further overlays merged in, as Snakemake does."""
-    from pipeline.config import merged
+    from pipeline.config import apply_defaults, merged
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     smoke = yaml.safe_load((ROOT / "workflow" / "presets" / "smoke.yaml").read_text())
     for overlay in (smoke, *overlays):
         config = merged(config, overlay)
-    return config
+    return apply_defaults(config)  # as validate_config does (tests validate bad ones themselves)
 
 
 class Namedlist(list):

@@ -18,7 +18,14 @@ from pipeline.data.perceptron import make_perceptron_data
 from pipeline.experiment import initial_parameters, load_run
 from pipeline.models.perceptron import Perceptron
 from pipeline.policy.optimize import optimize_policy
-from tests.conftest import SMOKE, copy_of_smoke_run, fake_snakemake, merged_config, snakemake
+from tests.conftest import (
+    SMOKE,
+    assert_drawn,
+    copy_of_smoke_run,
+    fake_snakemake,
+    merged_config,
+    snakemake,
+)
 
 # -- θ_0 -------------------------------------------------------------------------------------
 
@@ -320,12 +327,15 @@ def test_smoke_ablation_target_writes_table_and_figure(smoke_run, tmp_path):
         "perceptron-validation-s1",
     ]
     validation = runs[runs["variant"] == "validation"]
-    assert (tmp_path / "results" / "perceptron-validation-s1" / "policies" / "selected.pt").exists()
+    selected = torch.load(tmp_path / "results" / "perceptron-validation-s1" / "policies"
+                          / "selected.pt")  # fmt: skip
+    assert selected.shape == (100, 256)  # T × N of the smoke Perceptron, each row on the simplex
+    torch.testing.assert_close(selected.sum(1), torch.ones(100, dtype=selected.dtype))
     assert validation["selected_epoch"].between(0, 4).all()
     markdown = (tmp_path / "results" / "tables" / "perceptron_ablation.md").read_text()
     assert "5.50" in markdown and "± " in markdown
     for ext in ("pdf", "png"):
-        assert (tmp_path / "results" / "figures" / f"perceptron_ablation.{ext}").exists()
+        assert_drawn(tmp_path / "results" / "figures" / f"perceptron_ablation.{ext}")
     # the ablation is not part of `all`
     assert not (smoke_run / "results" / "tables" / "perceptron_ablation.csv").exists()
 
@@ -357,4 +367,4 @@ def test_ablation_figure_draws_every_variant_and_the_paper_line(tmp_path):
     means = np.asarray(ax.containers[2].lines[0].get_ydata(), dtype=float)  # desired set
     expected = runs.groupby("variant")["desired_ar"].mean().to_numpy()
     np.testing.assert_allclose(means, expected)
-    assert (tmp_path / "f.png").stat().st_size > 0
+    assert_drawn(tmp_path / "f.png")

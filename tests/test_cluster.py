@@ -108,4 +108,4 @@ def test_fresh_install_runs_the_smoke_preset_and_builds_the_report(fresh_venv, s
     for figure in FIGURES:
         assert (tmp_path / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
     html = (tmp_path / "results" / "report.html").read_text()
-    assert "figure5b.png" in html and "at_a_glance.html" in html
+    assert "figure5b.png" in html and "at_a_glance.csv" in html

@@ -10,12 +10,17 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from pipeline.config import (
     MAX_SAVED_POLICIES,
     ConfigError,
     coerce_to_schema,
+    load_schema,
+    merged,
     policy_name,
+    run_names,
+    run_settings,
     saved_epochs,
     validate_config,
 )
@@ -27,6 +32,58 @@ def config_error(config: dict) -> str:
     with pytest.raises(ConfigError) as err:
         validate_config(config)
     return str(err.value)
+
+
+# --- defaults ------------------------------------------------------------------------------------
+
+
+def _optional_defaults(schema: dict, root: dict, path: tuple = ()) -> dict[tuple, object]:
+    """Every setting with a `default` in the schema, by its path, found by walking the schema."""
+    while "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].split("/")[-1]]
+    found = {}
+    for key, part in schema.get("properties", {}).items():
+        resolved = part
+        while "$ref" in resolved:
+            resolved = root["$defs"][resolved["$ref"].split("/")[-1]]
+        if "default" in resolved:
+            found[(*path, key)] = resolved["default"]
+        found |= _optional_defaults(resolved, root, (*path, key))
+    return found
+
+
+def test_validation_fills_in_every_default_of_the_schema_and_runs_carry_them():
+    """A config without the optional settings gets the schema's defaults at validation, and
+    every run's settings (ablation variants and sweep runs too) read them plainly."""
+    schema = load_schema()
+    defaults = _optional_defaults(schema, schema)
+    assert ("perceptron", "policy", "selection") in defaults
+    assert ("transformer", "train", "compile") in defaults
+    config = merged(
+        yaml.safe_load((ROOT / "config.yaml").read_text()),
+        yaml.safe_load((ROOT / "workflow" / "presets" / "smoke.yaml").read_text()),
+    )
+    left_out = [p for p, value in defaults.items() if value != []]  # keep the smoke's sweep
+    for path in left_out:  # leave every optional setting out
+        node = config
+        for key in path[:-1]:
+            node = node[key]
+        node.pop(path[-1], None)
+    validate_config(config)
+    for path in left_out:
+        node = config
+        for key in path:
+            node = node[key]
+        assert node == defaults[path], path
+    assert config["perceptron"]["policy"]["step_size_sweep"] == []
+    runs = run_names(config) + ["perceptron-validation-s1"]
+    assert any(r.startswith("transformer-T") for r in runs)  # a sweep run
+    for run in runs:
+        settings = run_settings(config, run)
+        assert settings["train"]["compile"] is False and settings["resources"]["processes"] == 0
+        selection = "validation" if run == "perceptron-validation-s1" else "last"
+        assert settings["policy"]["selection"] == selection, run
+        assert settings["policy"]["validation_fraction"] == 0.25
 
 
 # --- values as strings (`--config` nesting, YAML 1.1 floats) ----------------------------------

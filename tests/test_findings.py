@@ -1,73 +1,17 @@
-"""Results at a glance: each figure's and table's verdict follows from the run's numbers."""
+"""Results at a glance: each figure and table gets a judge and a row; the page counts each
+judgement once. The judges themselves: tests/test_judges.py."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pytest
 
 from pipeline.analysis import findings
-from pipeline.analysis.findings import (
-    NO_DATA,
-    NOT_REPRODUCED,
-    PARTLY,
-    REPRODUCED,
-    acceleration,
-    policy_optimization,
-    sim_at_matched_loss,
-)
+from pipeline.analysis.judges import NO_DATA, NOT_REPRODUCED, PARTLY, REPRODUCED, VERDICTS, Finding
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def history(crs: list[float]) -> pd.DataFrame:
-    epochs = np.arange(len(crs))
-    return pd.DataFrame(
-        {"epoch": epochs, "objective": 100.0 - epochs, "test_compression_ratio": crs}
-    )
-
-
-@pytest.mark.parametrize(
-    ("crs", "verdict"),
-    [
-        ([5.0, 5.1, 5.2, 5.3], REPRODUCED),  # rises throughout
-        ([5.0, 5.3, 5.2, 5.1], PARTLY),  # peaks early, keeps a third of the gain
-        ([5.06, 5.32, 5.1, 5.01], NOT_REPRODUCED),  # the default Perceptron: below its start
-    ],
-)
-def test_policy_optimisation_needs_the_test_cr_to_keep_rising(crs, verdict):
-    assert policy_optimization("Figure 4a", history(crs)).verdict == verdict
-
-
-@pytest.mark.parametrize(
-    ("ours", "verdict"), [(2.0, REPRODUCED), (1.52, PARTLY), (0.86, NOT_REPRODUCED)]
-)
-def test_acceleration_is_judged_against_the_paired_paper_value(ours, verdict):
-    summary = {"acceleration_ratio": ours, "acceleration_ratio_desired": ours, "run": "r",
-               "T": 10, "paper_acceleration_ratio": 2.41}  # fmt: skip
-    found = acceleration("Figure 5b", summary)
-    assert found.verdict == verdict and f"{ours:.2f}×" in found.ours and "2.41×" in found.paper
-    assert acceleration("x", {**summary, "paper_acceleration_ratio": None}).verdict == NO_DATA
-
-
-def per_step(order: list[float]) -> pd.DataFrame:
-    """Three policies along the same loss range, SIM_t offset by `order` (CR = 1, 2, 3)."""
-    rows = []
-    for cr, offset in zip([1.0, 2.0, 3.0], order, strict=True):
-        for step in range(1, 11):
-            loss = 2.0 / step
-            rows.append({"policy": f"p{cr}", "cr": cr, "step": step, "test_loss": loss,
-                         "sim": offset + 0.1 * step})  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def test_figure6_ordering_is_the_rank_correlation_at_matched_loss():
-    assert sim_at_matched_loss(per_step([0.0, 1.0, 2.0])) == pytest.approx(1.0)
-    assert sim_at_matched_loss(per_step([2.0, 1.0, 0.0])) == pytest.approx(-1.0)
-    assert findings.sim_per_step("Figure 6a", per_step([2.0, 1.0, 0.0])).verdict == NOT_REPRODUCED
 
 
 def test_every_figure_and_table_with_a_caption_has_an_entry():
@@ -76,16 +20,50 @@ def test_every_figure_and_table_with_a_caption_has_an_entry():
     assert shown <= {entry.name for entry in findings.ENTRIES}
 
 
+def test_rows_judging_the_same_files_the_same_way_are_one_judgement():
+    groups = [[e.name for e in g] for g in findings.judgements(findings.ENTRIES)]
+    shared = sorted(g for g in groups if len(g) > 1)
+    assert shared == [
+        ["figure2", "figure5b"],
+        ["figure3b", "figure7b"],
+        ["perceptron_ablation", "perceptron_ablation_table"],
+    ]  # figure11 and table1 read the same table but judge it on different paper numbers
+    assert len(groups) == len(findings.ENTRIES) - 3
+
+
+def test_page_counts_each_judgement_once_and_names_every_verdict(tmp_path):
+    entries = [e for e in findings.ENTRIES if e.name in ("figure2", "figure5b", "figure4a",
+                                                          "figure9", "table1")]  # fmt: skip
+    verdicts = {"figure2": PARTLY, "figure5b": PARTLY, "figure4a": REPRODUCED,
+                "figure9": NO_DATA, "table1": NOT_REPRODUCED}  # fmt: skip
+    found = {name: Finding(name, "claim", "p", f"ours {name}", verdict, f"rule {name}")
+             for name, verdict in verdicts.items()}  # fmt: skip
+    paths = [str(tmp_path / f"at_a_glance.{ext}") for ext in ("md", "csv", "json")]
+    findings.write_page(entries, found, *paths)
+    page = Path(paths[0]).read_text()
+    assert "4 judgements over 5 rows: 1 reproduced, 1 partly, 1 not reproduced, 1 no data" in page
+    assert "counted once: Figure 2 = Figure 5b" in page
+    assert "- Figure 2, Figure 5b (partly): rule figure2\n" in page
+    for name in verdicts:
+        assert f"| ours {name} |" in page
+    table = pd.read_csv(paths[1]).set_index("name")
+    assert table.loc["figure5b", "shared_with"] == "Figure 2"
+    assert table.loc["figure9", "verdict"] == NO_DATA
+    assert pd.isna(table.loc["figure9", "shared_with"])
+    assert json.loads(Path(paths[2]).read_text())["table1"]["verdict"] == NOT_REPRODUCED
+
+
 def test_smoke_run_has_the_page_and_every_figure_its_row(smoke_run):
     results = smoke_run / "results"
     page = (results / "at_a_glance.md").read_text()
     rows = json.loads((results / "at_a_glance.json").read_text())
     smoke = findings.applicable(findings.ENTRIES, ["perceptron", "transformer"], sweep=True)
     assert set(rows) == {entry.name for entry in smoke}  # smoke: both experiments, a sweep
+    table = pd.read_csv(results / "at_a_glance.csv").set_index("name")
     for name, row in rows.items():
-        assert row["verdict"] in {REPRODUCED, PARTLY, NOT_REPRODUCED, NO_DATA}, name
+        assert row["verdict"] in VERDICTS, name
         assert f"| {row['item']} |" in page and row["ours"] in page.replace("\\|", "|")
-    assert "<table" in (results / "at_a_glance.html").read_text()
+        assert list(table.loc[name, ["verdict", "ours"]]) == [row["verdict"], row["ours"]]
     assert findings.report_labels("figure5a", results / "at_a_glance.json") == {
         "figure": "Figure 5a",
         "this run": rows["figure5a"]["ours"],

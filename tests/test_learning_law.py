@@ -25,6 +25,7 @@ from pipeline.analysis.learning_law import (
     weight_dynamics_sample,
     write_tables,
 )
+from tests.conftest import assert_drawn
 
 TOL = 1e-9
 SETTINGS = {
@@ -266,8 +267,14 @@ def test_sim_cr_figure_draws_a_fit(tmp_path):
     (tmp_path / "fit.json").write_text(fit.to_json())
     settings = {"kind": "transformer", "train": {"steps": 20}, "data": {"n_train": 64}}
     outputs = [str(tmp_path / "figure.png")]
-    plot_sim_cr(tmp_path / "policies.csv", tmp_path / "fit.json", settings, outputs)
-    assert (tmp_path / "figure.png").stat().st_size > 10_000
+    fig = plot_sim_cr(tmp_path / "policies.csv", tmp_path / "fit.json", settings, outputs)
+    # the fitted curve is the one the points were drawn from, its asymptote at b = 3
+    (curve,) = [line for line in fig.axes[0].lines if len(line.get_xdata()) > 2]
+    x, y = (np.asarray(v, float) for v in curve.get_data())
+    np.testing.assert_allclose(y, 1.5 * np.log(2.0 / (3.0 - x)), rtol=1e-3, atol=1e-3)
+    assert any(list(line.get_xdata()) == [pytest.approx(3.0, rel=1e-3)] * 2
+               for line in fig.axes[0].lines)  # fmt: skip
+    assert_drawn(tmp_path / "figure.png")
 
 
 # --- the rules, on the shared smoke run --------------------------------------------------------
@@ -291,7 +298,7 @@ def test_smoke_run_has_every_learning_law_figure_and_table(smoke_run):
     results = smoke_run / "results"
     for figure in FIGURES:
         for ext in ["pdf", "png"]:
-            assert (results / "figures" / f"{figure}.{ext}").stat().st_size > 1000, figure
+            assert_drawn(results / "figures" / f"{figure}.{ext}")
     for run in ["perceptron", "transformer"]:
         table = pd.read_csv(results / run / "learning_law" / "policies.csv")
         summary = json.loads((results / run / "summary.json").read_text())

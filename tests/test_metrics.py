@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.analysis.metrics import acceleration_ratio, compression_ratio, first_reached
+from pipeline.analysis.metrics import (
+    acceleration_ratio,
+    auc,
+    compression_ratio,
+    first_reached,
+    log_vocab,
+)
 
 
 def falling(steps: int, rate: float, start: float = 2.0) -> np.ndarray:
@@ -65,3 +71,16 @@ def test_non_finite_final_losses_give_nan():
 def test_compression_ratio_of_a_uniform_guess_is_one():
     steps, log_vocab = 20, math.log(128)
     assert compression_ratio(steps * log_vocab, steps, log_vocab) == pytest.approx(1.0)
+
+
+def test_auc_leaves_out_the_loss_at_t0_whatever_holds_the_curve():
+    import pandas as pd
+    import torch
+
+    curve = [9.0, 1.0, 2.0, 3.5]  # L_0 = 9 is θ_0's loss, not a step of the policy: AUC 6.5
+    for held in (np.array(curve), pd.Series(curve, index=[5, 6, 7, 8]), torch.tensor(curve)):
+        assert auc(held) == 6.5
+    assert compression_ratio(auc(np.array(curve)), 3, log_vocab({"kind": "perceptron"})) == (
+        pytest.approx(3 * math.log(2) / 6.5)
+    )
+    assert log_vocab({"kind": "transformer", "data": {"vocab_size": 1024}}) == 10 * math.log(2)

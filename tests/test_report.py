@@ -27,7 +27,7 @@ def test_report_holds_every_figure_with_its_caption(smoke_run, tmp_path):
         assert title in html, f"the caption of {name} ({title!r}) is not in the report"
     assert "Towards Optimal Learning of Language Models" in html
     # Results at a glance: the page, and each figure's finding beside its caption (its labels).
-    assert "at_a_glance.html" in html
+    assert "at_a_glance.csv" in html
     rows = json.loads((workdir / "results" / "at_a_glance.json").read_text())
     for name in ["figure4a", "figure5b", "table2"]:
         ours = json.dumps(rows[name]["ours"])[1:-1]  # as the report's JSON escapes it

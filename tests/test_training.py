@@ -1,10 +1,11 @@
-"""Training jobs: divergence errors, resuming an interrupted optimisation, determinism."""
+"""Training jobs: hand-written GD and determinism, divergence errors, resuming an optimisation."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -43,7 +44,12 @@ def test_diverging_learning_rate_names_the_step_and_the_setting(perceptron_data,
     assert not (tmp_path / "steps.parquet").exists()
 
 
-def test_same_config_and_seed_give_the_same_numbers(perceptron_data, tmp_path):
+def test_the_conventional_run_is_hand_written_gradient_descent_and_repeats_exactly(
+    perceptron_data, tmp_path
+):
+    """The evaluation job's test and desired losses at every step are those of full-batch GD
+    with γ_t = 1/N written out here (numpy, float64: θ ← θ − η/N Σ_n (σ(z_n·θ) − y_n) z_n), and
+    the same config and seed give the same numbers again."""
     config, paths = perceptron_data
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -51,6 +57,27 @@ def test_same_config_and_seed_give_the_same_numbers(perceptron_data, tmp_path):
     steps_b, examples_b = evaluate_job(config, paths, tmp_path / "b")
     pd.testing.assert_frame_equal(steps_a, steps_b)
     pd.testing.assert_frame_equal(examples_a, examples_b)
+
+    settings = run_settings(config, "perceptron")
+    run = load_run(settings, Path(paths["train"]).parent, torch.device("cpu"), torch.float64)
+    theta = initial_parameters(run, 0).numpy()
+    z, y, eta = run.train["x"].numpy(), run.train["y"].numpy(), settings["train"]["eta"]
+
+    def mean_loss(split: str, theta) -> float:
+        batch = getattr(run, split)
+        margin = batch["x"].numpy() @ theta
+        return float(np.mean(np.logaddexp(0.0, margin) - batch["y"].numpy() * margin))
+
+    expected = {"test_loss": [], "desired_loss": []}
+    for _ in range(settings["train"]["steps"] + 1):
+        expected["test_loss"].append(mean_loss("test", theta))
+        expected["desired_loss"].append(mean_loss("desired", theta))
+        theta = theta - eta * ((1 / (1 + np.exp(-(z @ theta))) - y) @ z) / len(y)
+    ordered = steps_a.sort_values("step")
+    assert list(ordered["step"]) == list(range(settings["train"]["steps"] + 1))
+    for column, values in expected.items():
+        np.testing.assert_allclose(ordered[column], values, rtol=1e-4)
+    assert expected["test_loss"][-1] < 0.9 * expected["test_loss"][0]  # it learns something
 
 
 def test_interrupted_optimisation_resumes_from_the_last_saved_epoch(

@@ -7,13 +7,13 @@ import json
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, SMOKE, snakemake
+from tests.conftest import ROOT, SMOKE, assert_drawn, snakemake
 
 
 def test_smoke_dag_produces_every_figure_and_summary(smoke_run):
     for figure in ["figure2", "figure4a", "figure4b", "figure5a", "figure5b"]:
         for ext in ["pdf", "png"]:
-            assert (smoke_run / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 1000
+            assert_drawn(smoke_run / "results" / "figures" / f"{figure}.{ext}")
     summary = json.loads((smoke_run / "results" / "perceptron" / "summary.json").read_text())
     assert summary["T"] == 100 and summary["near_optimal_policy"] == "epoch0004"
     assert set(summary["policies"]) == {"conventional", "epoch0002", "epoch0004"}
@@ -53,9 +53,12 @@ def test_smoke_dag_produces_every_figure_and_summary(smoke_run):
     ]
     assert set(examples.columns) == {"step", "example", "weight", "loss", "contribution"}
     assert (examples.groupby("step")["weight"].sum() - 1).abs().max() < 1e-4
-    assert (
-        smoke_run / "results" / "logs" / "perceptron" / "optimize_policy.log"
-    ).stat().st_size > 0
+    # the optimisation's log reports every epoch that takes a step, with the history's numbers
+    log = (smoke_run / "results" / "logs" / "perceptron" / "optimize_policy.log").read_text()
+    history = pd.read_parquet(smoke_run / "results" / "perceptron" / "policy_history.parquet")
+    for row in history.iloc[:-1].itertuples():  # the last epoch's policy takes no step
+        line = f"epoch {row.epoch}: J {row.objective:.5g}, test AUC {row.test_auc:.5g}, "
+        assert line + f"test CR {row.test_compression_ratio:.4f}" in log, (line, log[-2000:])
 
 
 def test_second_run_does_nothing(smoke_run):

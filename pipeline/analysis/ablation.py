@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import paper
-from pipeline.analysis.metrics import acceleration_ratio, compression_ratio
+from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.analysis.tables import format_number
 from pipeline.results import read_pipeline_parquet
 
@@ -56,7 +56,7 @@ def run_metrics(files: AblationRun, steps: int, log_vocab: float) -> dict:
         history["selected"] = read_pipeline_parquet(files.history, ["selected"]).to_pandas()
 
     def cr(frame: pd.DataFrame) -> float:
-        return compression_ratio(float(frame["test_loss"].iloc[1:].sum()), steps, log_vocab)
+        return compression_ratio(auc(frame["test_loss"]), steps, log_vocab)
 
     conv_test = conv["test_loss"].to_numpy()
     if "selected" in history:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from pipeline.analysis.metrics import compression_ratio
+from pipeline.analysis.metrics import auc, compression_ratio
 from pipeline.results import read_pipeline_parquet
 
 EXAMPLE_COLUMNS = ["step", "example", "weight", "loss", "contribution"]
@@ -54,7 +54,7 @@ def policy_compression_ratio(steps: pd.DataFrame, total_steps: int, log_vocab: f
             f"steps.parquet has {len(test_loss)} rows but `train.steps` = {total_steps} needs "
             f"{total_steps + 1} (t = 0..T); re-run the evaluation with the current config"
         )
-    return compression_ratio(float(test_loss[1:].sum()), total_steps, log_vocab)
+    return compression_ratio(auc(test_loss), total_steps, log_vocab)
 
 
 def step_weights(steps: np.ndarray, total_steps: int) -> np.ndarray:
@@ -368,8 +368,8 @@ def analyse_run(
         cr = policy_compression_ratio(steps, total_steps, log_vocab)
         labels = {"policy": policy, "epoch": policy_epoch(policy), "cr": cr}
         per_step, row = analyse_policy(steps, examples, total_steps, settings)
-        auc = float(steps.sort_values("step")["test_loss"].iloc[1:].sum())
-        rows.append({**labels, "auc": auc, **row})
+        test_auc = auc(steps.sort_values("step")["test_loss"])
+        rows.append({**labels, "auc": test_auc, **row})
         per_steps.append(per_step.assign(**labels))
         weights = perfectly_learned_weights(examples, settings["perfectly_learned_loss"])
         weight_of_step = per_step.set_index("step")["step_weight"]

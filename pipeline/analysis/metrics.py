@@ -7,6 +7,21 @@ import math
 import numpy as np
 
 
+def auc(losses) -> float:
+    """AUC = Σ_{t=1..T} L(θ_t) of a loss curve t = 0..T (numpy, pandas or torch, in step order):
+    the objective J on the desired set, and the denominator of CR on the test set (SPEC §3)."""
+    values = losses.to_numpy() if hasattr(losses, "to_numpy") else losses
+    return float(values[1:].sum())
+
+
+def log_vocab(settings: dict) -> float:
+    """ln |V| of a run's settings: the loss of a uniform guess, in nats (|V| = 2 for the
+    Perceptron's two classes)."""
+    if settings["kind"] == "perceptron":
+        return math.log(2)
+    return math.log(settings["data"]["vocab_size"])
+
+
 def compression_ratio(auc: float, steps: int, log_vocab: float) -> float:
     """CR = T · log|V| / Σ_{t=1..T} L(θ_t) (losses and log|V| in nats)."""
     return steps * log_vocab / auc

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.analysis.metrics import acceleration_ratio, compression_ratio
+from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.results import read_pipeline_parquet
 
 STEPS_COLUMNS = ["step", "desired_loss", "test_loss"]
@@ -36,11 +36,10 @@ def summarize_run(
     curves = {name: frame["test_loss"].to_numpy() for name, frame in frames.items()}
     policies = {}
     for name, frame in frames.items():
-        auc = float(frame["test_loss"].iloc[1:].sum())
-        desired_auc = float(frame["desired_loss"].iloc[1:].sum())
+        test_auc, desired_auc = auc(frame["test_loss"]), auc(frame["desired_loss"])
         policies[name] = {
-            "auc": auc,
-            "compression_ratio": compression_ratio(auc, steps, log_vocab),
+            "auc": test_auc,
+            "compression_ratio": compression_ratio(test_auc, steps, log_vocab),
             "final_test_loss": float(frame["test_loss"].iloc[-1]),
             "desired_auc": desired_auc,
             "desired_compression_ratio": compression_ratio(desired_auc, steps, log_vocab),
@@ -48,7 +47,7 @@ def summarize_run(
     names = list(curves)
     near_optimal = names[-1]
     history = read_pipeline_parquet(history_path, ["epoch", "objective"]).to_pandas()
-    if settings["policy"].get("selection", "last") == "validation":
+    if settings["policy"]["selection"] == "validation":
         history["selected"] = read_pipeline_parquet(history_path, ["selected"]).to_pandas()[
             "selected"
         ]
@@ -62,8 +61,8 @@ def summarize_run(
         "policy_step_size": settings["policy"]["step_size"],
         "policy_objective_scale": settings["policy"]["objective_scale"],
         "policy_schedule": settings["policy"]["schedule"],
-        "policy_selection": settings["policy"].get("selection", "last"),
-        "seed": settings.get("seed"),
+        "policy_selection": settings["policy"]["selection"],
+        "seed": settings["seed"],
         "log_vocab_nats": log_vocab,
         "near_optimal_policy": near_optimal,
         "selected_epoch": int(

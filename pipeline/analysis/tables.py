@@ -32,9 +32,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def write_table(
-    numbers: pd.DataFrame, shown: pd.DataFrame, csv_path: str, md_path: str, header: str
+    numbers: pd.DataFrame,
+    shown: pd.DataFrame,
+    csv_path: str,
+    md_path: str,
+    header: str,
+    footer: str = "",
 ) -> None:
-    """`numbers` to CSV; `shown` (the same rows, formatted) to Markdown below `header`."""
+    """`numbers` to CSV; `shown` (the same rows, formatted) to Markdown between `header` and
+    `footer`."""
     Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
     numbers.to_csv(csv_path, index=False)
-    Path(md_path).write_text(header.rstrip() + "\n\n" + markdown_table(shown))
+    below = "\n" + footer if footer else ""
+    Path(md_path).write_text(header.rstrip() + "\n\n" + markdown_table(shown) + below)

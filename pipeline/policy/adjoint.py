@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from pipeline.analysis.metrics import auc
 from pipeline.distributed import all_reduce_mean, all_reduce_sum, is_main, mean_share
 from pipeline.models.base import Batch, LossModel, batch_size
 from pipeline.progress import SILENT, Progress
@@ -130,7 +131,7 @@ def policy_gradient(
     for key, curve in curves.items():
         curve[0] = all_reduce_mean(model.mean_loss(theta0, monitored[key]), shares[key])
     return PolicyGradient(
-        objective=float(desired_losses[1:].sum()),
+        objective=auc(desired_losses),
         grad=grad,
         desired_losses=desired_losses,
         test_losses=curves.get("test"),

@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from pipeline.analysis.metrics import compression_ratio
+from pipeline.analysis.metrics import auc, compression_ratio
 from pipeline.config import policy_name, saved_policy_count
 from pipeline.distributed import (
     all_reduce_mean,
@@ -147,7 +147,7 @@ class ResumeState:
 def settings_fingerprint(run: Run, seed: int) -> str:
     """A hash of everything that determines the optimisation, to refuse a stale resume state."""
     key = {k: run.settings[k] for k in ("data", "train", "policy")}
-    key.update(seed=seed, dtype=str(run.dtype), model=run.settings.get("model"))
+    key.update(seed=seed, dtype=str(run.dtype), model=run.settings["model"])
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -394,8 +394,7 @@ def optimize_policy(
             curves = loss_curves(run, theta0, policy)
             desired_losses, test_losses = curves["desired"], curves["test"]
             validation_losses = curves.get("validation")
-        objective = float(desired_losses[1:].sum())
-        test_auc = float(test_losses[1:].sum())
+        objective, test_auc = auc(desired_losses), auc(test_losses)
         row = {
             "epoch": epoch,
             "objective": objective,
@@ -406,7 +405,7 @@ def optimize_policy(
             "support": total_count(int(torch.count_nonzero(policy))) / (run.steps * run.n_train),
         }
         if validation_losses is not None:
-            row["validation_auc"] = float(validation_losses[1:].sum())
+            row["validation_auc"] = auc(validation_losses)
             selection.offer(epoch, row["validation_auc"], run, policy)
         if epoch in policy_paths:
             whole = whole_policy(run, policy)

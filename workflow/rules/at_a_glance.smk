@@ -1,5 +1,6 @@
 # Results at a glance: every figure and table of the run beside the paper's number, with a
-# verdict computed from the numbers (pipeline/analysis/findings.py; one entry per figure/table).
+# verdict computed from the numbers (pipeline/analysis/judges.py; one entry per figure/table in
+# pipeline/analysis/findings.py).
 # The report shows the page, and beside each figure's caption that figure's row (`finding()` of
 # common.smk, the `labels=` of every figure and table).
 
@@ -13,8 +14,8 @@ rule at_a_glance:
         sorted({path for entry in GLANCE for path in entry.inputs.values()}),
     output:
         md="results/at_a_glance.md",
-        html=report(
-            "results/at_a_glance.html",
+        csv=report(
+            "results/at_a_glance.csv",
             caption="../report/at_a_glance.rst",
             category="Results at a glance",
         ),
@@ -34,4 +35,4 @@ rule at_a_glance:
 
 
 if GLANCE:
-    EXTRA_TARGETS += expand("results/at_a_glance.{ext}", ext=["md", "html", "json"])
+    EXTRA_TARGETS += expand("results/at_a_glance.{ext}", ext=["md", "csv", "json"])

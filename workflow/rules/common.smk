@@ -27,6 +27,7 @@ from pipeline.config import (
     validate_config,
 )
 from pipeline.analysis.findings import report_labels
+from pipeline.analysis.metrics import log_vocab
 from pipeline.paper import acceleration_ratio_reference
 
 try:
@@ -86,7 +87,7 @@ def last_policy(run):
 def near_optimal(run):
     """The near-optimal policy: the last epoch's, or with `policy.selection: validation` the one
     chosen on the held-out part of the desired set (`selected`, written by optimize_policy)."""
-    if settings(run)["policy"].get("selection", "last") == "validation":
+    if settings(run)["policy"]["selection"] == "validation":
         return "selected"
     return last_policy(run)
 
@@ -123,13 +124,6 @@ def story_files(wildcards):
     if data["source"] == "hub":
         return []
     return [path for path in data["local_files"] if os.path.isfile(path)]
-
-
-def log_vocab(run):
-    import math
-
-    s = settings(run)
-    return math.log(2) if s["kind"] == "perceptron" else math.log(s["data"]["vocab_size"])
 
 
 def run_resources(key):

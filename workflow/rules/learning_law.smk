@@ -21,7 +21,7 @@ rule learning_law:
     params:
         settings=lambda w: settings(w.run),
         policies=lambda w: policy_names(w.run),
-        log_vocab=lambda w: log_vocab(w.run),
+        log_vocab=lambda w: log_vocab(settings(w.run)),
         learning_law=config["learning_law"],
         heatmap_max_step=lambda w: config["learning_law"]["heatmap_max_step"][
             settings(w.run)["kind"]

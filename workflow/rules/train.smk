@@ -85,7 +85,7 @@ rule summarize:
         settings=lambda w: settings(w.run),
         policies=lambda w: evaluated_policies(w.run),
         stages=["optimize_policy", "evaluate_conventional", "evaluate_epoch", "evaluate_selected"],
-        log_vocab=lambda w: log_vocab(w.run),
+        log_vocab=lambda w: log_vocab(settings(w.run)),
         paper_acceleration_ratio=lambda w: paper_acceleration_ratio(w.run),
     log:
         "results/logs/{run}/summarize.log",
