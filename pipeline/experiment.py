@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.config import validation_split
 from pipeline.analysis.metrics import log_vocab
+from pipeline.config import validation_split
 from pipeline.data.perceptron import load_perceptron_split
 from pipeline.distributed import Shard, local_shard, world_size
 from pipeline.models.base import Batch, LossModel, batch_size, batch_slice
