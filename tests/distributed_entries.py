@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from pipeline import jobs
-from pipeline.bench import policy_after_step
+from pipeline.data.synthetic import policy_after_step
 from pipeline.distributed import all_reduce_sum, gather_columns, is_main, rank
 from pipeline.experiment import initial_parameters
 from pipeline.policy.adjoint import policy_gradient

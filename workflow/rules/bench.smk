@@ -1,4 +1,4 @@
-# Performance of the policy-optimisation engine (pipeline/bench.py; README "Performance").
+# Performance of the policy-optimisation engine (pipeline/bench/; README "Performance").
 # Not part of `rule all`: run it alone on an otherwise idle machine, it takes about 15 minutes.
 #   snakemake --cores all benchmark
 
