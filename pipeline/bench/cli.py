@@ -41,7 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="smoke-preset sizes, seconds")
     parser.add_argument(
-        "--only", choices=SECTIONS, help="one part (merged into an existing bench.json)"
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        help="these parts only (merged into an existing bench.json)",
     )
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     parser.add_argument("--config", type=Path, default=ROOT / "config.yaml")
@@ -56,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-steps", type=int, default=400)
     parser.add_argument(
         "--paper-chunk", type=int, default=64, help="paper-size sequences measured per chunk"
+    )
+    parser.add_argument(
+        "--contention-epochs", type=int, default=50, help="Perceptron policy epochs timed per run"
     )
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled Transformer")
     parser.add_argument("--seed", type=int, default=0)
@@ -88,7 +94,14 @@ def measure(section: str, args: argparse.Namespace, config: dict, repeats: int) 
         from pipeline.bench.contention import bench_contention
 
         args.out.mkdir(parents=True, exist_ok=True)
-        return bench_contention(config, seed, quick, args.repeats or 3, args.out)
+        transformer = run_settings(config, "transformer")
+        workloads = {
+            "perceptron": run_settings(config, "perceptron"),
+            "transformer": timing.with_steps(transformer, transformer_steps),
+        }
+        epochs = {"perceptron": min(args.contention_epochs, 2) if quick else args.contention_epochs}
+        epochs["transformer"] = 1
+        return bench_contention(workloads, epochs, seed, repeats, args.out)
     raise ValueError(f"unknown bench part `{section}`; parts: {', '.join(SECTIONS)}")
 
 
@@ -97,7 +110,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     repeats = args.repeats or (1 if args.quick else 3)
     config = load_config(args.config, "smoke" if args.quick else None)
     results: dict = {"machine": timing.machine(), "quick": args.quick}
-    for section in [args.only] if args.only else SECTIONS:
+    for section in args.only or SECTIONS:
         log.info("bench: %s", section)
         results[section] = measure(section, args, config, repeats)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -82,30 +82,37 @@ def _processor_name() -> str:
     return platform.processor()
 
 
-def perceptron_run(settings: dict, seed: int) -> Run:
-    """The Perceptron data of the settings (the data job's generator), in the model's layout."""
+def _splits(settings: dict, seed: int) -> dict[str, dict[str, Tensor]]:
+    """The run's three splits: the Perceptron's from its data job's generator, the
+    Transformer's random tokens (its time does not depend on the text)."""
+    if settings["kind"] == "transformer":
+        return random_token_splits(settings["data"], seed)
     frames = make_perceptron_data(settings["data"], seed)
-    model = build_model(settings, CPU)
-    splits = {
-        split: model.prepare(
-            {
-                "x": torch.tensor(np.stack(frame["x"].to_numpy())),
-                "y": torch.tensor(frame["y"].to_numpy(), dtype=torch.float32),
-            }
-        )
+    return {
+        split: {
+            "x": torch.tensor(np.stack(frame["x"].to_numpy())),
+            "y": torch.tensor(frame["y"].to_numpy(), dtype=torch.float32),
+        }
         for split, frame in frames.items()
     }
-    return Run(
-        settings, model, splits["train"], splits["desired"], splits["test"], CPU, torch.float32
-    )
 
 
-def transformer_run(settings: dict, seed: int) -> Run:
-    """The Transformer of the settings on random token sequences (`random_token_splits`)."""
-    splits = random_token_splits(settings["data"], seed)
+def bench_run(settings: dict, seed: int) -> Run:
+    """The run of the settings on the CPU, on this process's share of each split (all of it in
+    one process), in the model's layout: as `pipeline.experiment.load_run` builds it."""
+    splits = _splits(settings, seed)
+    n_train = next(iter(splits["train"].values())).shape[0]
     model = build_model(settings, CPU)
+    local = {s: model.prepare(shard_batch(batch, s, settings)) for s, batch in splits.items()}
     return Run(
-        settings, model, splits["train"], splits["desired"], splits["test"], CPU, torch.float32
+        settings,
+        model,
+        local["train"],
+        local["desired"],
+        local["test"],
+        CPU,
+        torch.float32,
+        local_shard(n_train),
     )
 
 
@@ -225,7 +232,7 @@ def op_profile(fn: Callable[[], object], top: int = 6) -> list[dict]:
 
 def bench_perceptron(config: dict, seed: int, repeats: int, epochs_run: int) -> dict:
     settings = run_settings(config, "perceptron")
-    run = perceptron_run(settings, seed)
+    run = bench_run(settings, seed)
     theta0 = initial(run, seed)
     result = {"sizes": {"dim": settings["data"]["dim"], **_sizes(run)}}
     result.update(bench_epoch_ratio(run, theta0, repeats))
@@ -243,7 +250,7 @@ def bench_transformer(config: dict, seed: int, repeats: int, steps: int, compile
         if mode == "compiled" and not compiled:
             result[mode] = None  # skipped (--quick or --no-compile): compiling takes minutes
             continue
-        run = transformer_run(settings, seed)
+        run = bench_run(settings, seed)
         theta0 = initial(run, seed)
         result["sizes"] = {
             **_sizes(run),
@@ -304,7 +311,7 @@ def _rss_mb(field: str) -> float:
 def _memory_probe(settings: dict, seed: int, checkpoint_every: int, threads: int) -> dict:
     """Peak RSS growth of one adjoint pass (run in a fresh process, so peaks do not mix)."""
     torch.set_num_threads(threads)
-    run = transformer_run(settings, seed)
+    run = bench_run(settings, seed)
     theta0 = initial(run, seed)
     policy = conventional_policy(run)
     weights = policy[0]
@@ -326,7 +333,7 @@ def bench_memory(config: dict, seed: int, steps: int, n_train: int) -> dict:
     """The Transformer at laptop size on few examples (activations small beside T·|θ|)."""
     settings = with_steps(run_settings(config, "transformer"), steps)
     settings["data"].update(n_train=n_train, n_desired=n_train // 2, n_test=n_train // 2)
-    params = transformer_run(settings, seed).model.num_params
+    params = bench_run(settings, seed).model.num_params
     mb = params * 4 / 2**20  # one float32 θ
     k = sqrt_checkpointing(steps)
     probes = {}
@@ -355,7 +362,7 @@ def _chunk_probe(settings: dict, seed: int, chunk: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     settings = {**settings, "train": {**settings["train"], "chunk_size": chunk}}
     settings["data"] = {**settings["data"], "n_train": chunk, "n_desired": 1, "n_test": 1}
-    run = transformer_run(settings, seed)
+    run = bench_run(settings, seed)
     theta0 = initial(run, seed)
     weights = torch.full((chunk,), 1.0 / chunk)
     cotangent = 1e-2 * torch.randn(theta0.shape, generator=torch.Generator().manual_seed(1))
@@ -449,18 +456,7 @@ def data_parallel_epochs(spec: dict) -> None:
     `spec["settings"]` on this process's share; the first process writes their median time and
     that of an all-reduce of |θ| floats to `spec["out"]`."""
     settings, seed = spec["settings"], spec["seed"]
-    whole = transformer_run(settings, seed)
-    splits = {s: shard_batch(getattr(whole, s), s, settings) for s in ("train", "desired", "test")}
-    run = Run(
-        settings,
-        whole.model,
-        splits["train"],
-        splits["desired"],
-        splits["test"],
-        CPU,
-        torch.float32,
-        local_shard(whole.n_train),
-    )
+    run = bench_run(settings, seed)
     theta0 = initial(run, seed)
     policy = conventional_policy(run)
     times = []
@@ -509,7 +505,7 @@ def bench_data_parallel(config: dict, seed: int, steps: int, repeats: int, out: 
             path.unlink()
         scratch.rmdir()
     one, two = (results[k]["epoch_seconds"] for k in list(results)[:2])
-    whole = transformer_run(settings, seed)
+    whole = bench_run(settings, seed)
     return {
         "sizes": {**_sizes(whole), "steps": steps, "params": whole.model.num_params},
         **results,
