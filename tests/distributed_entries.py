@@ -5,6 +5,10 @@ Each takes a spec (plain JSON) like the training jobs' and writes what the tests
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import torch
 
 from pipeline import jobs
@@ -58,3 +62,15 @@ def fail_on_second_process(spec: dict) -> None:
     if rank() == 1:
         raise ValueError("bad example in the second process's share")
     all_reduce_sum(torch.ones(1))
+
+
+def thread_probe(spec: dict) -> None:
+    """Each process writes the threads torch uses and its thread environment to its own file."""
+    from pipeline.runtime import THREAD_VARIABLES
+
+    report = {
+        "intra_op": torch.get_num_threads(),
+        "inter_op": torch.get_num_interop_threads(),
+        "environment": {k: os.environ.get(k) for k in (*THREAD_VARIABLES, "OMP_WAIT_POLICY")},
+    }
+    Path(spec["out"], f"rank{rank()}.json").write_text(json.dumps(report))
