@@ -121,7 +121,8 @@ def bench(out, *args: str) -> dict:
 
 
 def test_quick_bench_figures_within_what_the_engine_allows(tmp_path):
-    results = bench(tmp_path)
+    parts = ["perceptron", "transformer", "projection", "memory", "paper_scale", "data_parallel"]
+    results = bench(tmp_path, "--only", *parts)  # contention: the test below
     assert results["machine"]["torch_threads"] == 1  # --threads reached torch
 
     perceptron = results["perceptron"]
@@ -169,3 +170,21 @@ def test_quick_bench_figures_within_what_the_engine_allows(tmp_path):
 
     again = bench(tmp_path, "--only", "projection")  # one part again: the others are kept
     assert again["perceptron"] == perceptron and again["memory"] == memory
+
+
+def test_contention_runs_each_wait_policy_in_a_fresh_process(tmp_path, monkeypatch):
+    """Each layout's process reads back the threads and the wait policy it was started with
+    (OpenMP reads the policy once, when torch loads: a process reused across policies would
+    time the first policy twice), and the bench.md table has a row per measurement."""
+    from pipeline.bench import contention, report
+
+    monkeypatch.setattr(contention, "LAYOUTS", {"2 threads": (1, 2)})
+    config = load_config(ROOT / "config.yaml", "smoke")
+    workloads = {"perceptron": run_settings(config, "perceptron")}
+    workloads["perceptron"]["train"]["steps"] = 20
+    result = contention.bench_contention(workloads, {"perceptron": 1}, 0, 1, tmp_path)
+    seen = {(r["wait_policy"], r["threads"], r["omp_wait_policy"]) for r in result["rows"]}
+    assert seen == {("default", 2, None), ("passive", 2, contention.WAIT_POLICY)}
+    assert all(len(r["load_idle"]) == len(r["load_busy"]) == 1 for r in result["rows"])
+    table = report.contention_table(result)
+    assert sum(line.startswith("| perceptron | 2 threads |") for line in table) == 2

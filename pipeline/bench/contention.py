@@ -38,8 +38,17 @@ BUSY_LOOP = "while True: pass"
 
 
 def busy_competitor() -> subprocess.Popen:
-    """One CPU-bound process that never ends, on whichever core the OS gives it."""
-    return subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    """One CPU-bound process that never ends, on whichever core the OS gives it (started, and
+    given a moment to reach its loop)."""
+    competitor = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    time.sleep(0.2)
+    return competitor
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _timed_epochs(spec: dict, workload: str) -> float:
@@ -69,15 +78,19 @@ def measure_layout(spec: dict) -> None:
 
     from pipeline.distributed import barrier, is_main, world_size
 
-    times: dict = {w: {"idle": [], "busy": [], "load_idle": [], "load_busy": []} for w in
-                   spec["workloads"]}  # fmt: skip
+    keys = ("idle", "busy", "load_idle", "load_busy", "competitor_share")
+    times = {workload: {key: [] for key in keys} for workload in spec["workloads"]}
     for _ in range(spec["repeats"]):
         for workload, record in times.items():
             for state in ("idle", "busy"):
                 record[f"load_{state}"].append(os.getloadavg()[0])
                 competitor = busy_competitor() if state == "busy" and is_main() else None
                 try:
+                    used = cpu_seconds(competitor.pid) if competitor else 0.0
                     record[state].append(_timed_epochs(spec, workload))
+                    if competitor is not None:  # the share of a core the competitor had
+                        used = cpu_seconds(competitor.pid) - used
+                        record["competitor_share"].append(used / record[state][-1])
                 finally:
                     if competitor is not None:
                         competitor.kill()
@@ -148,6 +161,7 @@ def bench_contention(
                             "ratio": busy / idle,
                             "load_idle": record["load_idle"],
                             "load_busy": record["load_busy"],
+                            "competitor_share": statistics.median(record["competitor_share"]),
                         }
                     )
     finally:

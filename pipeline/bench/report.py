@@ -130,6 +130,8 @@ def markdown(results: dict) -> str:
             + ", ".join(f"{d[k]['load_average']:.1f}" for k in DATA_PARALLEL_CASES)
             + " (the machine is shared).",
         ]
+    if "contention" in results:
+        lines += ["", *contention_table(results["contention"])]
     info = results["machine"]
     lines += [
         "",
@@ -137,3 +139,36 @@ def markdown(results: dict) -> str:
         f"{info['torch_threads']} torch threads, torch {info['torch']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def contention_table(contention: dict) -> list[str]:
+    """Each workload × layout × wait policy: idle and busy time, busy / idle against the goal,
+    the load average before the measurements and the competitor's share of a core."""
+    workloads = ", ".join(
+        f"{name}: {size['policy_epochs']} policy epoch(s) of T = {size['steps']}, "
+        f"N = {size['n_train']}"
+        for name, size in contention["sizes"].items()
+    )
+    lines = [
+        f"Contention (median of {contention['repeats']}; busy: beside one busy-loop process the "
+        f"bench starts and stops; {workloads}). Wait policy: "
+        "OpenMP's default (spin, then sleep) or PASSIVE (sleep at once), set before torch loads. "
+        f"Goal: busy / idle ≤ {contention['goal_ratio']:g}.",
+        "",
+        "| workload | layout | wait policy | idle | busy | busy / idle | met | load avg. "
+        "before (idle; busy) | competitor's share of a core |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in contention["rows"]:
+        loads = "; ".join(
+            ", ".join(f"{x:.1f}" for x in row[f"load_{state}"]) for state in ("idle", "busy")
+        )
+        met = "yes" if row["ratio"] <= contention["goal_ratio"] else "no"
+        share = row.get("competitor_share")
+        share = "–" if share is None else f"{share:.0%}"
+        lines.append(
+            f"| {row['workload']} | {row['layout']} | {row['wait_policy']} "
+            f"| {row['idle_seconds']:.2f} s | {row['busy_seconds']:.2f} s | {row['ratio']:.2f} "
+            f"| {met} | {loads} | {share} |"
+        )
+    return lines
