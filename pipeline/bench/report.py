@@ -131,7 +131,8 @@ def markdown(results: dict) -> str:
             + " (the machine is shared).",
         ]
     if "contention" in results:
-        lines += ["", *contention_table(results["contention"])]
+        cores = results["machine"]["cores_available"]
+        lines += ["", *contention_table(results["contention"], cores)]
     info = results["machine"]
     lines += [
         "",
@@ -141,7 +142,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def contention_table(contention: dict) -> list[str]:
+def contention_table(contention: dict, cores: int | None = None) -> list[str]:
     """Each workload × layout × wait policy: idle and busy time, busy / idle against the goal,
     the load average before the measurements and the competitor's share of a core."""
     workloads = ", ".join(
@@ -154,6 +155,7 @@ def contention_table(contention: dict) -> list[str]:
         f"bench starts and stops; {workloads}). Wait policy: "
         "OpenMP's default (spin, then sleep) or PASSIVE (sleep at once), set before torch loads. "
         f"Goal: busy / idle ≤ {contention['goal_ratio']:g}.",
+        *loaded_machine_note(contention, cores),
         "",
         "| workload | layout | wait policy | idle | busy | busy / idle | met | load avg. "
         "before (idle; busy) | competitor's share of a core |",
@@ -172,3 +174,16 @@ def contention_table(contention: dict) -> list[str]:
             f"| {met} | {loads} | {share} |"
         )
     return lines
+
+
+def loaded_machine_note(contention: dict, cores: int | None) -> list[str]:
+    """A warning when the machine was busy before the 'idle' runs (load average ≥ its cores)."""
+    loads = [x for row in contention["rows"] for x in row["load_idle"]]
+    if cores is None or not loads or min(loads) < cores:
+        return []
+    return [
+        "",
+        f"**Measured on a loaded machine**: the load average before the idle runs was "
+        f"{min(loads):.1f}–{max(loads):.1f} on {cores} cores, so 'idle' shared the cores with "
+        "other work; measure again on an idle machine before drawing conclusions.",
+    ]
