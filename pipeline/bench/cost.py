@@ -81,19 +81,22 @@ def policy_epoch_flops(
 
 
 def epoch_ratio_floor(
-    grad_flops: float, vjp_flops: float, forward_flops: float, n_train: int, n_desired: int,
+    grad_flops: float,
+    vjp_flops: float,
+    forward_flops: float,
+    n_train: int,
+    n_desired: int,
     n_test: int,
-) -> float:  # fmt: skip
+) -> float:
     """The policy epoch / conventional run ratio the FLOPs alone allow (every θ_t stored).
 
     `grad_flops`, `vjp_flops`, `forward_flops`: one training gradient, its VJP and one forward
     pass over the N training examples. Per step an epoch runs the training gradient, its VJP,
     the desired gradient (K) and the test loss (K_test); a conventional run the gradient only.
     """
-    return (
-        1 + vjp_flops / grad_flops + n_desired / n_train
-        + n_test / n_train * forward_flops / grad_flops
-    )  # fmt: skip
+    desired = n_desired / n_train
+    test = n_test / n_train * forward_flops / grad_flops
+    return 1 + vjp_flops / grad_flops + desired + test
 
 
 def compute_hours(flops: float, tflops: float = GPU_ASSUMED_TFLOPS, processes: int = 1) -> float:
