@@ -44,7 +44,7 @@ def _run_training(smk, entry: str, spec: dict) -> None:
     resources = spec["settings"]["resources"]
     processes = run_processes(resources)
     if processes == 1:
-        with job(rule_log(smk), smk.threads):
+        with job(rule_log(smk), smk.threads, uses_torch=True):
             globals()[entry](spec)
         return
     from pipeline.launch import launch

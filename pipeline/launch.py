@@ -37,6 +37,8 @@ import time
 import traceback
 from pathlib import Path
 
+from pipeline.runtime import WAIT_POLICY, set_thread_environment, thread_environment
+
 log = logging.getLogger("pipeline.launch")
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,7 +104,7 @@ def launch(
             "PYTHONPATH": os.pathsep.join(
                 [str(PACKAGE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]
             ),
-            "OMP_NUM_THREADS": str(threads),
+            **thread_environment(threads, spec.get("wait_policy", WAIT_POLICY)),
         }
         if command[0] == "srun":
             env.update(MASTER_ADDR=socket.gethostname(), MASTER_PORT=str(free_port()))
@@ -249,6 +251,9 @@ def _report(errors: Path, err: BaseException) -> None:
 
 def worker(workdir: Path) -> None:
     """Join the process group and run the job's entry function on this process's share."""
+    spec = json.loads((workdir / "spec.json").read_text())
+    # before torch loads (pipeline.distributed): OpenMP reads its wait policy once, at start-up
+    set_thread_environment(spec["threads"], spec.get("wait_policy", WAIT_POLICY))
     from pipeline.distributed import (
         backend,
         destroy_process_group,
@@ -258,11 +263,12 @@ def worker(workdir: Path) -> None:
     )
     from pipeline.runtime import job, resolve_device
 
-    spec = json.loads((workdir / "spec.json").read_text())
     try:
         device = init_process_group(resolve_device(spec["device"]))
         spec["device"] = str(device)
-        with job(spec["log"] if is_main() else None, spec["threads"]):
+        log_path = spec["log"] if is_main() else None
+        wait_policy = spec.get("wait_policy", WAIT_POLICY)
+        with job(log_path, spec["threads"], uses_torch=True, wait_policy=wait_policy):
             if not is_main():  # the first process logs for all
                 logging.getLogger().setLevel(logging.WARNING)
             log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,53 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("pipeline")
+
+#: OpenMP's wait policy in every job: PASSIVE puts a thread that waits at a barrier to sleep at
+#: once instead of spinning (libgomp spins for up to 300,000 iterations first), so that a job's
+#: threads do not hold a core that the thread they wait for, or another process, needs. Chosen by
+#: measurement (bench part `contention`, README "Performance").
+WAIT_POLICY = "PASSIVE"
+#: The thread-count variables of OpenMP and the BLAS libraries torch and numpy may load (those
+#: Snakemake sets for its shell jobs).
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def thread_environment(threads: int, wait_policy: str | None = WAIT_POLICY) -> dict[str, str]:
+    """The environment of a job of `threads` threads: every BLAS/OpenMP thread count, and
+    OpenMP's wait policy (None: libgomp's default, which spins before sleeping)."""
+    environment = dict.fromkeys(THREAD_VARIABLES, str(max(1, threads)))
+    if wait_policy is not None:
+        environment["OMP_WAIT_POLICY"] = wait_policy
+    return environment
+
+
+def set_thread_environment(threads: int, wait_policy: str | None = WAIT_POLICY) -> None:
+    """Set this process's `thread_environment`, for the libraries it loads afterwards (a library
+    already loaded keeps its own: numpy's BLAS then has Snakemake's counts, which are the same)."""
+    os.environ.update(thread_environment(threads, wait_policy))
+    if wait_policy is None:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+def set_torch_threads(threads: int) -> None:
+    """torch's intra-op and inter-op threads (the inter-op pool can be sized once per process,
+    before it starts: a second, different request is logged and ignored)."""
+    import torch
+
+    threads = max(1, threads)
+    torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != threads:
+        try:
+            torch.set_num_interop_threads(threads)
+        except RuntimeError as err:  # the pool has started (or was sized) already
+            log.warning("torch inter-op threads stay %d: %s", torch.get_num_interop_threads(), err)
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -57,13 +105,22 @@ def rule_log(smk) -> str | None:
 
 
 @contextmanager
-def job(log_path: str | Path | None = None, threads: int = 1) -> Iterator[None]:
-    """Set up one pipeline job: logging; for jobs that already use torch, threads and
+def job(
+    log_path: str | Path | None = None,
+    threads: int = 1,
+    uses_torch: bool = False,
+    wait_policy: str | None = WAIT_POLICY,
+) -> Iterator[None]:
+    """Set up one pipeline job: logging; the thread environment of `threads` threads (BLAS,
+    OpenMP and its wait policy) for what it loads; torch's threads if it uses torch
+    (`uses_torch`: torch is loaded here, after the environment) or has loaded it, and then
     deterministic algorithms (analysis and figure jobs never import it, and start faster)."""
+    set_thread_environment(threads, wait_policy)
     setup_logging(log_path)
     torch = sys.modules.get("torch")
+    if torch is not None or uses_torch:
+        set_torch_threads(threads)
     if torch is not None:
-        torch.set_num_threads(max(1, threads))
         torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield

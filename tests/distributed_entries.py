@@ -5,10 +5,14 @@ Each takes a spec (plain JSON) like the training jobs' and writes what the tests
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import torch
 
 from pipeline import jobs
-from pipeline.bench import policy_after_step
+from pipeline.data.synthetic import policy_after_step
 from pipeline.distributed import all_reduce_sum, gather_columns, is_main, rank
 from pipeline.experiment import initial_parameters
 from pipeline.policy.adjoint import policy_gradient
@@ -63,10 +67,21 @@ def fail_on_second_process(spec: dict) -> None:
 def kill_second_process(spec: dict) -> None:
     """The second process is killed (SIGKILL, as by the out-of-memory killer) mid-way through
     the job; the first then fails in its next collective."""
-    import os
     import signal
 
     all_reduce_sum(torch.ones(1))
     if rank() == 1:
         os.kill(os.getpid(), signal.SIGKILL)
     all_reduce_sum(torch.ones(1))
+
+
+def thread_probe(spec: dict) -> None:
+    """Each process writes the threads torch uses and its thread environment to its own file."""
+    from pipeline.runtime import THREAD_VARIABLES
+
+    report = {
+        "intra_op": torch.get_num_threads(),
+        "inter_op": torch.get_num_interop_threads(),
+        "environment": {k: os.environ.get(k) for k in (*THREAD_VARIABLES, "OMP_WAIT_POLICY")},
+    }
+    Path(spec["out"], f"rank{rank()}.json").write_text(json.dumps(report))

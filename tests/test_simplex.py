@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from pipeline.bench import policy_after_step
+from pipeline.data.synthetic import policy_after_step
 from pipeline.policy.simplex import project_to_simplex, sort_projection
 
 
