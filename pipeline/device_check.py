@@ -220,7 +220,6 @@ def peak_growth_mb(fn: Callable[[], object], device: torch.device) -> float:
         fn()
         _synchronize(device)
         return max(0.0, (torch.cuda.max_memory_allocated(device) - baseline) / 2**20)
-    return_freed_memory()
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the RSS
     baseline = _rss_mb("VmRSS")
     fn()
@@ -228,10 +227,11 @@ def peak_growth_mb(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def measure(fn: Callable[[], object], device: torch.device, repeats: int) -> dict:
-    """FLOPs (FlopCounterMode, on the first call, which also warms up), the peak memory growth
-    of one call and the median time of `repeats`."""
+    """FLOPs (FlopCounterMode, on a first call), the peak memory growth of one call after a
+    warm-up, and the median time of `repeats`."""
     with FlopCounterMode(display=False) as counter:
         fn()
+    fn()  # a warm-up outside the counter, whose dispatch differs
     peak_mb = peak_growth_mb(fn, device)
     times = []
     for _ in range(repeats):
@@ -315,6 +315,8 @@ def time_paper_shapes(
 ) -> dict:
     """(b): one training step and one VJP over `sequences` paper-shape sequences and one
     projection of paper-width policy rows, on the device, and the paper run they project to."""
+    if device.type == "cpu":
+        return_freed_memory()  # before anything is allocated, so that peaks count all
     settings = preset_settings(config, "paper", "transformer")
     seed = config["seed"]
     data, train = settings["data"], settings["train"]

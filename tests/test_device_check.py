@@ -64,9 +64,9 @@ def test_device_check_target_passes_on_cpu_and_projects_the_bench_flop_count(tmp
         d for m in precision["models"].values() for d in m["max_relative_difference"].values()
     )
 
-    # The projection against the bench's own count: FlopCounterMode over 2 paper-shape sequences
+    # The projection against the bench's own count: FlopCounterMode over 8 paper-shape sequences
     # in a process of its own, composed into an epoch by the bench.
-    bench = bench_paper_scale(seed=0, chunk=2)
+    bench = bench_paper_scale(seed=0, chunk=8)
     projected = report["paper"]["projected"]
     assert projected["epoch_flops"] == pytest.approx(
         bench["estimated_gpu"]["epoch_pflop"] * 1e15, rel=1e-9
