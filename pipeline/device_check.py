@@ -36,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -62,7 +63,7 @@ from pipeline.policy.adjoint import sqrt_checkpointing
 from pipeline.policy.optimize import epoch_gradient, policy_step_size
 from pipeline.policy.simplex import project_to_simplex
 from pipeline.runtime import job, resolve_device, resolve_dtype, rule_log
-from pipeline.training.descent import descent_step
+from pipeline.training.descent import TrainingDiverged, descent_step
 from pipeline.training.evaluate import dump_steps, evaluate_policy
 
 log = logging.getLogger("pipeline.device_check")
@@ -144,7 +145,8 @@ def engine_quantities(run: Run, seed: int, policy: Tensor) -> dict[str, Tensor]:
 
 
 def relative_difference(value: Tensor, reference: Tensor) -> float:
-    """max|x − r| / max|r| (max|x − r| when r = 0): see the module's docstring."""
+    """max|x − r| / max|r| (max|x − r| when r = 0; NaN if x has a NaN): see the module's
+    docstring."""
     scale = float(reference.abs().max())
     error = float((value - reference).abs().max())
     return error / scale if scale > 0 else error
@@ -164,7 +166,11 @@ def compare_with_reference(
         start = time.perf_counter()
         reference = engine_quantities(on_device(base, CPU, torch.float64), seed, policy)
         middle = time.perf_counter()
-        checked = engine_quantities(on_device(base, device, dtype), seed, policy)
+        try:
+            checked = engine_quantities(on_device(base, device, dtype), seed, policy)
+        except TrainingDiverged as err:  # the reference trained: the device computes garbage
+            log.error("%s on %s: %s", kind, device, err)
+            checked = {name: torch.full_like(value, math.nan) for name, value in reference.items()}
         seconds = {"reference": middle - start, "device": time.perf_counter() - middle}
         differences = {
             name: relative_difference(checked[name], reference[name]) for name in reference
@@ -178,7 +184,10 @@ def compare_with_reference(
             "max_relative_difference": differences,
             "seconds": seconds,
         }
-    largest = max(d for m in models.values() for d in m["max_relative_difference"].values())
+    largest = max(  # NaN, if any
+        (d for m in models.values() for d in m["max_relative_difference"].values()),
+        key=lambda d: math.inf if math.isnan(d) else d,
+    )
     failed = [
         f"{kind} {name}: {difference:.3g}"
         for kind, m in models.items()

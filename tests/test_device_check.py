@@ -8,7 +8,6 @@ its projection of the paper run must agree with the bench's own FLOP count of th
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -60,20 +59,16 @@ def test_device_check_target_passes_on_cpu_and_projects_the_bench_flop_count(tmp
         # float32 against float64: every quantity differs (the device side really ran in
         # float32), and by round-off only
         assert all(0 < d < tolerance for d in differences.values()), (kind, differences)
-    assert precision["largest_relative_difference"] == max(
-        d for m in precision["models"].values() for d in m["max_relative_difference"].values()
-    )
 
-    # The projection against the bench's own count: FlopCounterMode over 8 paper-shape sequences
+    # The projection against the bench's own count: FlopCounterMode over 4 paper-shape sequences
     # in a process of its own, composed into an epoch by the bench.
-    bench = bench_paper_scale(seed=0, chunk=8)
+    bench = bench_paper_scale(seed=0, chunk=4)
     projected = report["paper"]["projected"]
     assert projected["epoch_flops"] == pytest.approx(
         bench["estimated_gpu"]["epoch_pflop"] * 1e15, rel=1e-9
     )
     epochs = yaml.safe_load(Path(PAPER).read_text())["transformer"]["policy"]["epochs"]
     assert projected["epochs"] == epochs
-    assert projected["run_seconds"] == pytest.approx(epochs * projected["epoch_seconds"])
     # Both measured the same CPU (timings are noisy on a shared machine: a factor of 10 still
     # catches a projection off by a unit, N or T).
     bench_epoch_seconds = bench["measured_cpu"]["cpu_epoch_hours"] * 3600
@@ -86,6 +81,7 @@ def test_device_check_target_passes_on_cpu_and_projects_the_bench_flop_count(tmp
 def test_device_check_fails_when_the_device_computes_something_else(tmp_path, monkeypatch):
     """A Transformer whose float32 losses are 0.1 % off (a wrong kernel on the device; the
     float64 reference is right): the job writes its report, then fails naming the setting."""
+    from pipeline import device_check
     from pipeline.device_check import DeviceCheckFailed, device_check_job
     from pipeline.models.transformer import Transformer
 
@@ -96,6 +92,7 @@ def test_device_check_fails_when_the_device_computes_something_else(tmp_path, mo
         return out * 1.001 if theta.dtype == torch.float32 else out
 
     monkeypatch.setattr(Transformer, "losses", wrong_in_float32)
+    monkeypatch.setattr(device_check, "return_freed_memory", lambda: None)  # keep pytest's malloc
     outputs = {"json": str(tmp_path / "device_check.json"), "md": str(tmp_path / "check.md")}
     smk = fake_snakemake(default_config(device="cpu"), {}, outputs, {}, str(tmp_path / "log"))
     with pytest.raises(DeviceCheckFailed, match=r"device_check\.tolerance = 0\.0001"):
@@ -105,9 +102,16 @@ def test_device_check_fails_when_the_device_computes_something_else(tmp_path, mo
     models = report["precision"]["models"]
     assert all(d < 1e-4 for d in models["perceptron"]["max_relative_difference"].values())
     wrong = models["transformer"]["max_relative_difference"]
-    assert wrong["evaluation: example loss"] > 5e-4  # the 0.1 % itself
-    assert {name for name, d in wrong.items() if d > 1e-4} <= QUANTITIES
-    assert all(re.match(r"transformer ", f) for f in report["precision"]["failed"])
+    # the losses are off by the 0.1 % put in (float32 round-off beside it is 1e-7) ...
+    for name in ("example loss", "desired loss", "test loss", "train loss"):
+        assert wrong[f"evaluation: {name}"] == pytest.approx(1e-3, rel=1e-3), name
+    # ... and every quantity computed from them is beyond the tolerance but the projected policy:
+    # one small step (ε/T = 0.1 times ∂J/∂γ) barely moves it
+    failed = {name for name, d in wrong.items() if d > 1e-4}
+    assert failed == QUANTITIES - {"policy step: projected γ"}
+    assert report["precision"]["failed"] == [
+        f"transformer {name}: {wrong[name]:.3g}" for name in wrong if name in failed
+    ]
 
 
 def test_device_check_is_one_small_gpu_job_on_slurm_with_the_paper_preset(tmp_path):
