@@ -430,7 +430,11 @@ def device_check(config: dict) -> dict:
 
 
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+    """'12 min', '4.6 h', '46,694 h'."""
+    hours = seconds / 3600
+    if hours >= 100:
+        return f"{hours:,.0f} h"
+    return f"{hours:.1f} h" if hours >= 1 else f"{seconds / 60:.1f} min"
 
 
 def markdown(result: dict) -> str:
