@@ -2,18 +2,22 @@
 
 The code path a GPU takes differs from this one only in the device. The check must pass in
 float32 against its float64 reference, must fail when the device computes something else, and
-its projection of the paper run must agree with the bench's own FLOP count of the paper preset.
+its projection of the paper run must agree with a FLOP and memory count of its own.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
+from pipeline.config import merged, run_settings
+from pipeline.experiment import build_model
 from tests.conftest import ROOT, fake_snakemake, snakemake
 from tests.test_profiles import PAPER, planned_jobs, sbatch
 
@@ -32,16 +36,14 @@ QUANTITIES = {
 
 def default_config(**overrides) -> dict:
     """config.yaml (the default configuration the target runs with), validated, plus overrides."""
-    from pipeline.config import merged, validate_config
+    from pipeline.config import validate_config
 
     config = merged(yaml.safe_load((ROOT / "config.yaml").read_text()), overrides)
     validate_config(config)
     return config
 
 
-def test_device_check_target_passes_on_cpu_and_projects_the_bench_flop_count(tmp_path):
-    from pipeline.bench import bench_paper_scale
-
+def test_device_check_target_passes_on_cpu_and_its_projection_matches_a_count(tmp_path):
     result = snakemake(tmp_path, "device_check", "--config", "device=cpu")
     assert "Largest relative difference from the float64 CPU reference" in result.stderr
     report = json.loads((tmp_path / "results" / "device_check.json").read_text())
@@ -60,22 +62,56 @@ def test_device_check_target_passes_on_cpu_and_projects_the_bench_flop_count(tmp
         # float32), and by round-off only
         assert all(0 < d < tolerance for d in differences.values()), (kind, differences)
 
-    # The projection against the bench's own count: FlopCounterMode over 4 paper-shape sequences
-    # in a process of its own, composed into an epoch by the bench.
-    bench = bench_paper_scale(seed=0, chunk=4)
+    # The projection against a count of its own: FlopCounterMode (as the bench counts) over one
+    # paper-shape sequence, times the sequences of a paper epoch. Per step of T: the training
+    # gradient over N, again in the backward pass (θ checkpointed every k = √T > 1 steps), the
+    # desired gradient over K, and one VJP over N.
+    paper = merged(default_config(), yaml.safe_load(Path(PAPER).read_text()))
+    settings = run_settings(paper, "transformer")
+    model = build_model(settings, torch.device("cpu"))
+    theta = model.init_params(torch.Generator().manual_seed(0))
+    one = {"tokens": torch.randint(1, settings["data"]["vocab_size"], (1, 64))}
+    weights = torch.ones(1)
+    flops = {}
+    for name, fn in {
+        "grad": lambda: model.weighted_grad(theta, one, weights),
+        "vjp": lambda: model.weighted_grad_vjp(theta, one, weights, theta),
+    }.items():
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        flops[name] = counter.get_total_flops()
+    steps, data = settings["train"]["steps"], settings["data"]
+    n, k = data["n_train"], data["n_desired"]
+    assert settings["policy"]["checkpoint_every"] == 0  # k = √T
+    epoch_flops = steps * (flops["grad"] * (2 * n + k) + flops["vjp"] * n)
     projected = report["paper"]["projected"]
-    assert projected["epoch_flops"] == pytest.approx(
-        bench["estimated_gpu"]["epoch_pflop"] * 1e15, rel=1e-9
+    assert projected["epoch_flops"] == pytest.approx(epoch_flops, rel=1e-9)
+    assert projected["epochs"] == settings["policy"]["epochs"]
+    # Its time from the measured times per sequence (the projection goes through FLOPs and
+    # throughput), and one projection of T rows per epoch
+    measured, timed = report["paper"]["measured"], report["paper"]["sequences"]
+    projection = measured["projection"]
+    epoch_seconds = (
+        steps
+        / timed
+        * ((2 * n + k) * measured["training_step"]["seconds"] + n * measured["vjp"]["seconds"])
+        + projection["seconds"] * steps / projection["rows"]
     )
-    epochs = yaml.safe_load(Path(PAPER).read_text())["transformer"]["policy"]["epochs"]
-    assert projected["epochs"] == epochs
-    # Both measured the same CPU (timings are noisy on a shared machine: a factor of 10 still
-    # catches a projection off by a unit, N or T).
-    bench_epoch_seconds = bench["measured_cpu"]["cpu_epoch_hours"] * 3600
-    assert 0.1 < projected["epoch_seconds"] / bench_epoch_seconds < 10
-    # Memory: the same model, each with the activations it measured
-    bench_memory = bench["data_parallel"]["processes"]["1"]["memory_gb_per_process"]
-    assert 0.5 < projected["memory_gb"] / bench_memory < 2
+    assert projected["epoch_seconds"] == pytest.approx(epoch_seconds, rel=1e-9)
+    # Memory, counted by hand: θ_t stored every k steps and the k of one segment (float32), γ,
+    # ∂J/∂γ and the projected step (T × N each), the measured activations of a chunk
+    every = projected["checkpoint_every"]
+    theta_gb = theta.numel() * 4 / 2**30
+    stored = (math.ceil(steps / every) + 1 + every + 1) * theta_gb
+    expected = stored + 3 * steps * n * 4 / 2**30 + projected["activations_gb_per_chunk"]
+    assert projected["memory_gb"] == pytest.approx(expected, rel=1e-9)
+    # The activations of a chunk (1024), extrapolated from peaks over 2 and 4 sequences: more
+    # than its logits alone (kept for the double backward), less than twice the peak over 4
+    # sequences scaled to the chunk (which counts the |θ|-sized buffers 256 times)
+    chunk, seq_len = settings["train"]["chunk_size"], data["seq_len"]
+    logits_gb = chunk * (seq_len - 1) * data["vocab_size"] * 4 / 2**30
+    scaled_gb = measured["peak_memory_mb"]["vjp"] / 1024 * chunk / timed
+    assert logits_gb < projected["activations_gb_per_chunk"] < 2 * scaled_gb
 
 
 def test_device_check_fails_when_the_device_computes_something_else(tmp_path, monkeypatch):
