@@ -25,6 +25,7 @@ include: "workflow/rules/learning_law.smk"
 include: "workflow/rules/ablation.smk"  # `snakemake perceptron_ablation`, not part of `all`
 include: "workflow/rules/at_a_glance.smk"  # after every rules file whose outputs it judges
 include: "workflow/rules/bench.smk"  # `snakemake benchmark`, not part of `all`
+include: "workflow/rules/device_check.smk"  # `snakemake device_check`, not part of `all`
 
 
 rule all:

@@ -107,8 +107,9 @@ def test_every_rule_that_runs_code_has_an_existing_conda_env(tmp_path, preset):
         env = (Path(rule["basedir"]) / rule["conda"]).resolve()
         assert env.is_file(), f"rule {name}: conda env {rule['conda']} is not at {env}"
         assert env.parent == ROOT / "envs", f"rule {name}: {env} is outside envs/"
-        # The CUDA build when the preset asks for GPUs (paper: resources.gpus = 1), else CPU.
-        cuda = preset == "paper" and name in TRAINING_RULES
+        # The CUDA build when the preset asks for GPUs (paper: resources.gpus = 1), else CPU;
+        # the device check runs where the training jobs run.
+        cuda = preset == "paper" and name in TRAINING_RULES | {"device_check"}
         expected = "pipeline-cuda.yaml" if cuda else "pipeline.yaml"
         assert env.name == expected, f"rule {name} on the {preset} preset uses {env.name}"
 

@@ -32,11 +32,14 @@ class Resources(dict):
     __getattr__ = dict.__getitem__
 
 
-def planned_jobs(workdir, *presets: str) -> tuple[list[SimpleNamespace], str]:
-    """Every job of a dry run with profiles/slurm: rule, threads, resources."""
+def planned_jobs(
+    workdir, *presets: str, targets: tuple[str, ...] = ()
+) -> tuple[list[SimpleNamespace], str]:
+    """Every job of a dry run with profiles/slurm (of `targets`, or `all`): rule, threads,
+    resources."""
     # --cores: a dry run caps threads at the local cores; SLURM jobs are not capped.
     result = snakemake(
-        workdir, "--profile", str(ROOT / "profiles" / "slurm"), "--configfile", *presets,
+        workdir, *targets, "--profile", str(ROOT / "profiles" / "slurm"), "--configfile", *presets,
         "--dry-run", "--cores", "64",
     )  # fmt: skip
     output = result.stdout + result.stderr
