@@ -47,16 +47,20 @@ import yaml
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-# Everything taken from the bench (pipeline/bench.py), in this one import:
-from pipeline.bench import (
+# From the bench (pipeline/bench/): the cost model and its CPU runs
+from pipeline.bench.cost import (
     GPU_ASSUMED_TFLOPS,  # the throughput the bench assumes for a GPU, shown beside the measured
-    _rss_mb,  # VmRSS / VmHWM (peak) of this process, MB
+    MB,
     data_parallel_estimate,  # memory of one policy epoch per process (θ checkpoints, γ, chunk)
-    perceptron_run,  # the Perceptron data of the settings (the data job's generator), CPU
-    policy_after_step,  # a realistic input of the projection: a policy plus a gradient step
-    transformer_run,  # the Transformer of the settings on random tokens, CPU
+    policy_step_flops,  # FLOPs of one policy step from per-example gradient and VJP FLOPs
+    recomputed_fraction,  # the share of steps whose gradient the adjoint recomputes
+)
+from pipeline.bench.timing import (
+    _rss_mb,  # VmRSS / VmHWM (peak) of this process, MB
+    bench_run,  # the run of the settings on the CPU: the Perceptron's generator, random tokens
 )
 from pipeline.config import merged, run_settings
+from pipeline.data.synthetic import policy_after_step  # a policy plus a gradient step
 from pipeline.experiment import Run, build_model, initial_parameters
 from pipeline.models.base import Batch, batch_slice
 from pipeline.policy.adjoint import sqrt_checkpointing
@@ -92,8 +96,7 @@ def preset_settings(config: dict, preset: str, kind: str) -> dict:
 
 def base_run(settings: dict, seed: int) -> Run:
     """The run's data and model on the CPU in float32 (the bench's generators)."""
-    make = perceptron_run if settings["kind"] == "perceptron" else transformer_run
-    return make(settings, seed)
+    return bench_run(settings, seed)
 
 
 def on_device(run: Run, device: torch.device, dtype: torch.dtype) -> Run:
@@ -284,11 +287,12 @@ def paper_cost(
     data, train, policy = settings["data"], settings["train"], settings["policy"]
     steps, n_train, n_desired = train["steps"], data["n_train"], data["n_desired"]
     k = policy["checkpoint_every"] or sqrt_checkpointing(steps)
-    recompute = 1.0 if k > 1 else 0.0
-    sequences_per_step = {"step": (1 + recompute) * n_train + n_desired, "vjp": n_train}
     measured = {"step": step, "vjp": vjp}
+    per_sequence = {op: m["flops"] / sequences for op, m in measured.items()}
+    # the bench's count of a policy step, split by operation so each gets its own throughput
     flops = {
-        op: steps * sequences_per_step[op] * m["flops"] / sequences for op, m in measured.items()
+        "step": steps * policy_step_flops(per_sequence["step"], 0.0, n_train, n_desired, k),
+        "vjp": steps * policy_step_flops(0.0, per_sequence["vjp"], n_train, n_desired, k),
     }
     throughput = {op: m["flops"] / m["seconds"] for op, m in measured.items()}
     projection_seconds = projection["seconds"] * steps / projection["rows"]
@@ -296,12 +300,15 @@ def paper_cost(
     epoch_flops = sum(flops.values())
     chunk = train["chunk_size"] or n_train
     memory = data_parallel_estimate(
-        params, steps, n_train, k, chunk, activations_mb / chunk, epoch_flops
+        params, steps, n_train, k, chunk, activations_mb * MB / chunk, epoch_flops, processes=(1,)
     )["processes"]["1"]
     epochs = policy["epochs"]
     return {
         "checkpoint_every": k,
-        "sequences_per_step": sequences_per_step,
+        "sequences_per_step": {
+            "step": (1 + recomputed_fraction(k)) * n_train + n_desired,
+            "vjp": n_train,
+        },
         "epoch_flops": epoch_flops,
         "epoch_flops_by_operation": flops,
         "throughput_tflops": {op: value / 1e12 for op, value in throughput.items()},
