@@ -64,7 +64,8 @@ from pipeline.training.descent import descent_step
 
 log = logging.getLogger("pipeline.bench")
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("perceptron", "transformer", "projection", "memory", "paper_scale", "data_parallel")
+SECTIONS = ("perceptron", "transformer", "projection", "memory", "paper_scale", "data_parallel",
+            "online")  # fmt: skip
 #: Sustained float32 throughput assumed for the GPU estimate of the paper preset (an A100-class
 #: GPU: 19.5 TFLOP/s peak FP32, of which small-width matmuls and elementwise work reach ~40 %).
 GPU_ASSUMED_TFLOPS = 8.0
@@ -732,6 +733,10 @@ def markdown(results: dict) -> str:
             " s",
             q["goal_seconds"],
         )
+    for kind, online in results.get("online", {}).items():  # pipeline/policy/online.py
+        for rule in ("online_greedy", "online_positive", "online_softmax"):
+            ratio, goal = online[f"{rule}_per_conventional"], online["goal_per_conventional"]
+            add(f"{kind}: {rule} run / conventional run (T = {online['steps']})", ratio, "", goal)
     lines = ["| quantity | measured | goal | met |", "| --- | --- | --- | --- |", *rows]
     if "transformer" in results:
         ops = results["transformer"]["eager"]["operations"]
@@ -881,6 +886,14 @@ def run_bench(args: argparse.Namespace) -> dict:
             steps = min(args.transformer_steps, 4) if quick else args.transformer_steps
             args.out.mkdir(parents=True, exist_ok=True)
             results[section] = bench_data_parallel(config, args.seed, steps, repeats, args.out)
+        elif section == "online":  # an online policy's run (pipeline/policy/online.py)
+            from pipeline.policy.online import bench_online
+
+            builders = {"perceptron": perceptron_run, "transformer": transformer_run}
+            results[section] = {
+                kind: bench_online(build(run_settings(config, kind), args.seed), args.seed, repeats)
+                for kind, build in builders.items()
+            }
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench.json"

@@ -104,6 +104,9 @@ def test_quick_bench_writes_every_figure(tmp_path):
 
     table = (tmp_path / "bench.md").read_text()
     assert "Perceptron: epoch / conventional run" in table and "projection of 200 × 2048" in table
+    for kind in ("perceptron", "transformer"):  # an online policy's run against a conventional one
+        assert f"{kind}: online_greedy run / conventional run" in table
+        assert set(results["online"][kind]) >= {"conventional_s", "online_softmax_per_conventional"}
 
     again = bench(tmp_path, "--only", "projection")  # one part again: the others are kept
     assert again["perceptron"] == perceptron and again["memory"] == memory
