@@ -122,3 +122,16 @@ def test_online_dumps_have_the_schema_of_every_policy(smoke_run):
         assert list(table["policy"]) == ["conventional", "near_optimal", *ONLINE_POLICIES]
         law = pd.read_csv(results / run / "learning_law" / "online_policies.csv")
         assert list(law["policy"]) == ONLINE_POLICIES
+
+
+def test_online_figures_read_well(smoke_run, tmp_path):
+    from pipeline.plots.online import plot_online_policies
+    from tests.test_figures import check_legends, check_log_ticks
+
+    for run in ("perceptron", "transformer"):
+        runs = pd.read_csv(smoke_run / "results" / "tables" / f"online_policies_{run}_runs.csv")
+        fig = plot_online_policies(runs, run, [str(tmp_path / "online.png")])
+        check_legends(fig)
+        check_log_ticks(fig)
+        heights = [[bar.get_height() for bar in ax.patches] for ax in fig.axes]
+        assert heights[0] == pytest.approx(list(runs["test_ar"]))  # one seed: the bar is its AR

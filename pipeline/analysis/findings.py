@@ -31,6 +31,7 @@ from pipeline.analysis.tables import markdown_table
 
 REPRODUCED, PARTLY, NOT_REPRODUCED, NO_DATA = "reproduced", "partly", "not reproduced", "no data"
 CLOSE = 0.25  # "of the paper's size": at least 75 % of the paper's effect
+OURS = "ours, no paper number"  # a row beyond the paper (online policies): not judged
 
 
 @dataclass
@@ -396,7 +397,7 @@ def online_policies(item: str, perceptron: pd.DataFrame, transformer: pd.DataFra
         "none: the paper does not compute a policy online (this row is ours)",
         "–",
         "; ".join(parts),
-        "ours, no paper number",
+        OURS,
         "not judged: the paper has no such claim; share = (AR − 1)/(AR near-optimal − 1) on the "
         "test set, mean over seeds",
     )

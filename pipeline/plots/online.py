@@ -8,17 +8,23 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import ONLINE_POLICIES
-from pipeline.plots.style import CONVENTIONAL, NEAR_OPTIMAL, new_figure, save_figure
+from pipeline.plots.style import (
+    CONVENTIONAL,
+    NEAR_OPTIMAL,
+    new_figure,
+    readable_log_ticks,
+    save_figure,
+)
 
 ONLINE_COLOURS = {"online_greedy": "#55A868", "online_positive": "#8172B2",
                   "online_softmax": "#DD8452"}  # fmt: skip
 SHORT = {"conventional": "conventional", "near_optimal": "near-optimal"}
-#: (column of the per-run table, panel title, log scale)
+#: (column of the per-run table, panel title, y label, log scale)
 PANELS = [
-    ("test_ar", "test AR (×, conventional = 1)", False),
-    ("test_cr", "test CR", False),
-    ("j", "J = desired AUC (lower is better)", False),
-    ("cost_conventional_runs", "cost of finding the policy\n(conventional runs, log)", True),
+    ("test_ar", "test AR (conventional = 1)", "acceleration ratio", False),
+    ("test_cr", "test CR", "compression ratio", False),
+    ("j", "J = desired AUC (lower is better)", "Σ_t L_dsr(θ_t) [nats · steps]", False),
+    ("cost_conventional_runs", "cost of finding the policy", "conventional runs (ratio)", True),
 ]
 
 
@@ -31,7 +37,7 @@ def plot_online_policies(runs: pd.DataFrame, experiment: str, outputs: Sequence[
     colours = {"conventional": CONVENTIONAL, "near_optimal": NEAR_OPTIMAL, **ONLINE_COLOURS}
     fig, axes = new_figure(11.0, 3.8, ncols=len(PANELS))
     x = np.arange(len(order))
-    for ax, (column, title, log) in zip(axes, PANELS, strict=True):
+    for ax, (column, title, ylabel, log) in zip(axes, PANELS, strict=True):
         for i, policy in enumerate(order):
             values = runs.loc[runs["policy"] == policy, column].to_numpy(dtype=float)
             sd = values.std(ddof=1) if len(values) > 1 else 0.0
@@ -40,8 +46,10 @@ def plot_online_policies(runs: pd.DataFrame, experiment: str, outputs: Sequence[
         labels = [SHORT.get(p, p.removeprefix("online_")) for p in order]
         ax.set_xticks(x, labels, fontsize=8, rotation=35, ha="right")
         ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
         if log:
             ax.set_yscale("log")
+            readable_log_ticks(ax)
         elif column != "j":
             low = runs[column].min()
             ax.set_ylim(0.9 * low if low > 0 else low, None)
