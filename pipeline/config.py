@@ -406,6 +406,15 @@ def online_runs(config: dict, kind: str) -> list[tuple[int, str]]:
     return out
 
 
+def online_near_optimal_runs(config: dict, kind: str) -> list[tuple[int, str]]:
+    """The (seed, run) of `online_runs` whose near-optimal policy the comparison shows: every
+    one for the experiments of `online.optimise_other_seeds`, else the main seed's alone."""
+    runs = online_runs(config, kind)
+    if kind in config["online"]["optimise_other_seeds"]:
+        return runs
+    return [(seed, run) for seed, run in runs if seed == config["seed"]]
+
+
 def all_run_names(config: dict) -> list[str]:
     """Every run the configuration defines: those of `rule all`, the ablation's and the online
     comparison's."""

@@ -11,7 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.config import ONLINE_POLICIES, online_runs, run_settings
+from pipeline.config import (
+    ONLINE_POLICIES,
+    online_near_optimal_runs,
+    online_runs,
+    run_settings,
+)
 from pipeline.experiment import Run
 from pipeline.models.perceptron import Perceptron
 from pipeline.policy.online import (
@@ -103,6 +108,9 @@ def test_online_runs_reuse_the_ablation_names():
     settings = run_settings(config, "transformer-s2")
     assert (settings["seed"], settings["data_name"]) == (2, "tinystories-s2")
     assert run_settings(config, "transformer")["data_name"] == "tinystories"
+    # the Transformer's near-optimal policy at other seeds only when `optimise_other_seeds` asks
+    assert online_near_optimal_runs(config, "transformer") == [(0, "transformer")]
+    assert len(online_near_optimal_runs(config, "perceptron")) == 3
 
 
 def test_online_dumps_have_the_schema_of_every_policy(smoke_run):

@@ -4,20 +4,7 @@
 # conventional, near-optimal and online policies over `online.seeds`, and the online policies'
 # Learning-Law statistics beside Figure 7's (results/<experiment>/learning_law/online_policies.csv).
 
-from pipeline.config import ONLINE_POLICIES, online_runs
-
-
-def online_near_optimal_seeds(kind):
-    """The seeds whose near-optimal policy the comparison shows: all of them for the experiments
-    of `online.optimise_other_seeds`, else the main seed's alone."""
-    seeds = [seed for seed, _ in online_runs(config, kind)]
-    if kind in config["online"]["optimise_other_seeds"]:
-        return seeds
-    return [seed for seed in seeds if seed == config["seed"]]
-
-
-def online_run_of(kind, seed):
-    return dict(online_runs(config, kind))[seed]
+from pipeline.config import ONLINE_POLICIES, online_near_optimal_runs, online_runs
 
 
 rule evaluate_online:
@@ -54,10 +41,10 @@ rule evaluate_online:
 rule online_policies_experiment:
     input:
         conventional=lambda w: [steps_dump(r, "conventional") for _, r in online_runs(config, w.kind)],
-        near_optimal=lambda w: [steps_dump(online_run_of(w.kind, s), near_optimal(online_run_of(w.kind, s)))
-                                for s in online_near_optimal_seeds(w.kind)],
-        history=lambda w: [f"results/{online_run_of(w.kind, s)}/policy_history.parquet"
-                           for s in online_near_optimal_seeds(w.kind)],
+        near_optimal=lambda w: [steps_dump(r, near_optimal(r))
+                                for _, r in online_near_optimal_runs(config, w.kind)],
+        history=lambda w: [f"results/{r}/policy_history.parquet"
+                           for _, r in online_near_optimal_runs(config, w.kind)],
         online=lambda w: [steps_dump(r, p) for _, r in online_runs(config, w.kind) for p in ONLINE_POLICIES],
         costs=lambda w: [f"results/{r}/online/costs.json" for _, r in online_runs(config, w.kind)],
         law_steps=lambda w: [steps_dump(w.kind, p) for p in ONLINE_POLICIES],
@@ -87,7 +74,7 @@ rule online_policies_experiment:
     params:
         experiment=lambda w: w.kind,
         runs=lambda w: online_runs(config, w.kind),
-        near_optimal_seeds=lambda w: online_near_optimal_seeds(w.kind),
+        near_optimal_seeds=lambda w: [s for s, _ in online_near_optimal_runs(config, w.kind)],
         steps=lambda w: settings(w.kind)["train"]["steps"],
         log_vocab=lambda w: log_vocab(w.kind),
         learning_law=config["learning_law"],
