@@ -49,6 +49,8 @@ def plot_online_policies(runs: pd.DataFrame, experiment: str, outputs: Sequence[
         ax.set_ylabel(ylabel, fontsize=8)
         if log:
             ax.set_yscale("log")
+            top = runs[column].max()  # from half a run: room for a 1-2-5 tick below 1
+            ax.set_ylim(0.5 * min(1.0, runs[column].min()), 1.6 * top)
             readable_log_ticks(ax)
         elif column != "j":
             low = runs[column].min()
