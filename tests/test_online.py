@@ -143,3 +143,20 @@ def test_online_figures_read_well(smoke_run, tmp_path):
         check_log_ticks(fig)
         heights = [[bar.get_height() for bar in ax.patches] for ax in fig.axes]
         assert heights[0] == pytest.approx(list(runs["test_ar"]))  # one seed: the bar is its AR
+
+
+def test_at_a_glance_row_names_the_best_share_and_is_not_judged():
+    from pipeline.analysis import findings
+
+    def table(shares):
+        rows = [("near_optimal", 1.5, 1.0, 500.0)]
+        rows += [(p, 1 + 0.5 * s, s, 5.0) for p, s in zip(ONLINE_POLICIES, shares, strict=True)]
+        columns = ["policy", "test_ar_mean", "share_of_acceleration_mean",
+                   "cost_conventional_runs_mean"]  # fmt: skip
+        return pd.DataFrame(rows, columns=columns)
+
+    found = findings.online_policies(
+        "Online", table([0.2, 0.8, math.nan]), table([math.nan, math.nan, math.nan])
+    )
+    assert found.verdict == findings.OURS and found.paper == "–"
+    assert "Perceptron: online_positive 0.80 of it (AR 1.40× vs near-optimal 1.50×" in found.ours

@@ -384,7 +384,7 @@ def online_policies(item: str, perceptron: pd.DataFrame, transformer: pd.DataFra
     parts = []
     for name, table in (("Perceptron", perceptron), ("Transformer", transformer)):
         online = table[table["policy"].str.startswith("online_")]
-        best = online.loc[online["share_of_acceleration_mean"].idxmax()]
+        best = online.iloc[int(np.argmax(online["share_of_acceleration_mean"].fillna(-np.inf)))]
         near = table.loc[table["policy"] == "near_optimal"].iloc[0]
         parts.append(
             f"{name}: {best['policy']} {best['share_of_acceleration_mean']:.2f} of it (AR "
