@@ -24,6 +24,12 @@ from jsonschema.exceptions import ValidationError
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+#: The online policies (pipeline/policy/online.py), in table order: results/<run>/dumps/<name>/.
+ONLINE_POLICIES = ["online_greedy", "online_positive", "online_softmax"]
+#: The online policies with a τ chosen on the held-out desired examples (`online.tau_grid`).
+TAU_RULES = ["online_greedy", "online_softmax"]
+
+
 class ConfigError(ValueError):
     """The configuration has a key or value the pipeline cannot use."""
 
@@ -464,10 +470,42 @@ def ablation_runs(config: dict) -> list[tuple[str, int, str]]:
     return out
 
 
+def online_seeds(config: dict) -> list[int]:
+    """The seeds of the online-policy comparison: `online.seeds`, or the ablation's."""
+    return list(config["online"]["seeds"] or config["perceptron_ablation"]["seeds"])
+
+
+def online_runs(config: dict, kind: str) -> list[tuple[int, str]]:
+    """(seed, run) of the online-policy comparison of experiment `kind`: the main run at the
+    main seed; at another seed the Perceptron ablation's `perceptron-default-s<seed>` and for
+    the Transformer `transformer-s<seed>` (its data and θ_0 drawn with that seed)."""
+    out = []
+    for seed in online_seeds(config):
+        if seed == config["seed"]:
+            out.append((seed, kind))
+        else:
+            out.append((seed, f"{kind}-default-s{seed}" if kind == "perceptron" else
+                        f"{kind}-s{seed}"))  # fmt: skip
+    return out
+
+
+def online_near_optimal_runs(config: dict, kind: str) -> list[tuple[int, str]]:
+    """The (seed, run) of `online_runs` whose near-optimal policy the comparison shows: every
+    one for the experiments of `online.optimise_other_seeds`, else the main seed's alone."""
+    runs = online_runs(config, kind)
+    if kind in config["online"]["optimise_other_seeds"]:
+        return runs
+    return [(seed, run) for seed, run in runs if seed == config["seed"]]
+
+
 def all_run_names(config: dict) -> list[str]:
-    """Every run the configuration defines: those of `rule all` and those of the ablation."""
+    """Every run the configuration defines: those of `rule all`, the ablation's and the online
+    comparison's."""
     names = run_names(config)
-    return names + [r for _, _, r in ablation_runs(config) if r not in names]
+    names += [r for _, _, r in ablation_runs(config) if r not in names]
+    for kind in ("perceptron", "transformer"):
+        names += [r for _, r in online_runs(config, kind) if r not in names]
+    return names
 
 
 def dataset_name(config: dict, settings: dict) -> str:
@@ -481,9 +519,10 @@ def dataset_name(config: dict, settings: dict) -> str:
             if value != main[key]:
                 name += f"-{key}{_format_number(value)}"
         return name
+    seed = f"-s{settings['seed']}" if settings["seed"] != config["seed"] else ""
     if settings["data"] == config["transformer"]["data"]:
-        return "tinystories"
-    return f"tinystories-N{settings['data']['n_train']}-V{settings['data']['vocab_size']}"
+        return "tinystories" + seed
+    return f"tinystories-N{settings['data']['n_train']}-V{settings['data']['vocab_size']}{seed}"
 
 
 def _unknown_run(config: dict, name: str) -> ConfigError:
@@ -518,6 +557,10 @@ def run_settings(config: dict, name: str) -> dict:
             raise _unknown_run(config, name)
         block = merged(block, definitions[match["variant"]])
         seed = int(match["seed"])
+    elif kind == "transformer" and re.fullmatch(r"s\d+", variant):  # online_runs()
+        if name not in all_run_names(config):
+            raise _unknown_run(config, name)
+        seed = int(variant[1:])
     elif variant:
         entries = config[kind]["scaling_sweep"]
         match = next(

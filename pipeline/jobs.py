@@ -285,3 +285,64 @@ def at_a_glance(smk) -> None:
         for name, found in findings.items():
             log.info("%s: %s (%s; paper: %s)", name, found.verdict, found.ours, found.paper)
         write_page(chosen, findings, smk.output.md, smk.output.csv, smk.output.json)
+
+
+def evaluate_online(smk) -> None:
+    """The online policies of a run: τ on the held-out desired examples, then one evaluation
+    per policy (dumps as `evaluate_policy`'s), and the costs measured in this job."""
+    spec = {
+        **_training_spec(smk),
+        "tau_grid": smk.params.tau_grid,
+        "steps": dict(zip(smk.params.policies, smk.output.steps, strict=True)),
+        "examples": dict(zip(smk.params.policies, smk.output.examples, strict=True)),
+        "costs": str(smk.output.costs),
+    }
+    _run_training(smk, "evaluate_online_run", spec)
+
+
+def evaluate_online_run(spec: dict) -> None:
+    """`evaluate_online` in this process. Timed alike (wall seconds of `evaluate_policy`): each
+    τ candidate's run, each online policy's evaluation and a conventional evaluation with the
+    same dump steps, run after the τ runs so that neither pays the process's first-run costs."""
+    from pipeline.config import ONLINE_POLICIES, TAU_RULES
+    from pipeline.distributed import barrier, is_main
+    from pipeline.experiment import initial_parameters, load_run
+    from pipeline.policy import online
+    from pipeline.training.descent import TrainingDiverged
+    from pipeline.training.evaluate import dump_steps, write_dumps
+
+    run = _load_run(spec)
+    theta0 = initial_parameters(run, spec["seed"])
+    split = load_run(online.split_settings(run.settings), spec["data_dir"], run.device, run.dtype)
+    held_out = online.held_out_run(split)
+    evaluate = run.settings["evaluate"]
+    dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
+    costs: dict = {"run": run.settings["name"], "seed": spec["seed"], "policies": {}}
+    for rule in ONLINE_POLICIES:
+        if rule in TAU_RULES:
+            chosen = online.choose_tau(held_out, theta0, rule, spec["tau_grid"][rule])
+            log.info("%s: τ = %g (held-out AUC per τ: %s)", rule, chosen["tau"],
+                     dict(zip(chosen["grid"], chosen["held_out_auc"], strict=True)))  # fmt: skip
+        else:
+            chosen = {"tau": None, "grid": [], "held_out_auc": [], "seconds": 0.0}
+        costs["policies"][rule] = {**chosen, "selection_seconds": chosen.pop("seconds")}
+    try:
+        *_, costs["conventional_seconds"] = online.timed_evaluation(run, theta0, None, dumped)
+        for rule, cost in costs["policies"].items():
+            policy = online.online_policy(rule, cost["tau"], run)
+            steps, examples, cost["run_seconds"] = online.timed_evaluation(
+                run, theta0, policy, dumped
+            )
+            if is_main():
+                write_dumps(steps, examples, spec["steps"][rule], spec["examples"][rule])
+    except TrainingDiverged as err:
+        raise _diverged(err, run.settings) from None
+    for rule, cost in costs["policies"].items():
+        cost["seconds"] = cost["selection_seconds"] + cost["run_seconds"]
+        cost["conventional_runs"] = cost["seconds"] / costs["conventional_seconds"]
+        log.info("%s: %.1f s = %.2f conventional runs (τ selection %.1f s, its run %.1f s)",
+                 rule, cost["seconds"], cost["conventional_runs"], cost["selection_seconds"],
+                 cost["run_seconds"])  # fmt: skip
+    if is_main():
+        Path(spec["costs"]).write_text(json.dumps(costs, indent=2) + "\n")
+    barrier()

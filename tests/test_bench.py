@@ -122,6 +122,7 @@ def bench(out, *args: str) -> dict:
 
 def test_quick_bench_figures_within_what_the_engine_allows(tmp_path):
     parts = ["perceptron", "transformer", "projection", "memory", "paper_scale", "data_parallel"]
+    parts += ["online"]
     results = bench(tmp_path, "--only", *parts)  # contention: the test below
     assert results["machine"]["torch_threads"] == 1  # --threads reached torch
 
@@ -167,6 +168,11 @@ def test_quick_bench_figures_within_what_the_engine_allows(tmp_path):
 
     table = (tmp_path / "bench.md").read_text()
     assert "Perceptron: epoch / conventional run" in table and "projection of 200 × 2048" in table
+    for kind in ("perceptron", "transformer"):  # an online policy's run against a conventional one
+        assert f"{kind}: online_greedy run / conventional run" in table
+        online = results["online"][kind]  # a conventional run plus one JVP over N per step
+        for rule in ("online_greedy", "online_positive", "online_softmax"):
+            assert 0.8 <= online[f"{rule}_per_conventional"] < 20, (kind, rule)
 
     again = bench(tmp_path, "--only", "projection")  # one part again: the others are kept
     assert again["perceptron"] == perceptron and again["memory"] == memory

@@ -157,7 +157,11 @@ def smoke_figures(results, outputs):
             law_dir[run] / "sim_per_step.parquet", settings, outputs
         )
         figures[f"7 {run}"] = law.plot_sim_cr(
-            law_dir[run] / "policies.csv", law_dir[run] / "sim_cr_fit.json", settings, outputs
+            law_dir[run] / "policies.csv",
+            law_dir[run] / "sim_cr_fit.json",
+            settings,
+            outputs,
+            online_path=law_dir[run] / "online_policies.csv",  # the online policies beside them
         )
         figures[f"8 {run}"] = law.plot_property41(law_dir[run] / "policies.csv", settings, outputs)
         figures[f"10 {run}"] = law.plot_property43(

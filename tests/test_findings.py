@@ -9,7 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.analysis import findings
-from pipeline.analysis.judges import NO_DATA, NOT_REPRODUCED, PARTLY, REPRODUCED, VERDICTS, Finding
+from pipeline.analysis.judges import (
+    NO_DATA,
+    NOT_REPRODUCED,
+    OURS,
+    PARTLY,
+    REPRODUCED,
+    VERDICTS,
+    Finding,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,11 +65,12 @@ def test_smoke_run_has_the_page_and_every_figure_its_row(smoke_run):
     results = smoke_run / "results"
     page = (results / "at_a_glance.md").read_text()
     rows = json.loads((results / "at_a_glance.json").read_text())
-    smoke = findings.applicable(findings.ENTRIES, ["perceptron", "transformer"], sweep=True)
+    experiments = ["perceptron", "transformer", "online_policies"]
+    smoke = findings.applicable(findings.ENTRIES, experiments, sweep=True)
     assert set(rows) == {entry.name for entry in smoke}  # smoke: both experiments, a sweep
     table = pd.read_csv(results / "at_a_glance.csv").set_index("name")
     for name, row in rows.items():
-        assert row["verdict"] in VERDICTS, name
+        assert row["verdict"] in (*VERDICTS, OURS), name
         assert f"| {row['item']} |" in page and row["ours"] in page.replace("\\|", "|")
         assert list(table.loc[name, ["verdict", "ours"]]) == [row["verdict"], row["ours"]]
     assert findings.report_labels("figure5a", results / "at_a_glance.json") == {

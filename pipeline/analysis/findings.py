@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.analysis import judges
-from pipeline.analysis.judges import CLOSE, VERDICTS, Finding
+from pipeline.analysis.judges import CLOSE, OURS, VERDICTS, Finding
 from pipeline.analysis.tables import write_table
 
 
@@ -100,6 +100,9 @@ ENTRIES: list[Entry] = [
            judges.perceptron_ablation, "table"),
     _entry("perceptron_ablation_table", "Perceptron ablation (table)", "perceptron_ablation",
            judges.perceptron_ablation, "table"),
+    Entry("online_policies", "Online policies (ours)", "online_policies",
+          {kind: f"results/tables/online_policies_{kind}.csv"
+           for kind in ("perceptron", "transformer")}, judges.online_policies),
 ]  # fmt: skip
 
 
@@ -153,7 +156,11 @@ def page(entries: list[Entry], findings: dict[str, Finding]) -> tuple[pd.DataFra
             rows.append({"name": entry.name, **asdict(findings[entry.name]), "shared_with": others})
     frame = pd.DataFrame(rows)
     verdicts = pd.Series([findings[group[0].name].verdict for group in groups])
-    counts = ", ".join(f"{int((verdicts == v).sum())} {v}" for v in VERDICTS)
+    counts = ", ".join(
+        f"{int((verdicts == v).sum())} {v}"
+        for v in (*VERDICTS, OURS)
+        if v in VERDICTS or (verdicts == v).any()  # rows beyond the paper, when there are some
+    )
     shared = "; ".join(" = ".join(e.item for e in group) for group in groups if len(group) > 1)
     tally = (
         f"{len(groups)} judgements over {len(frame)} rows: {counts}"

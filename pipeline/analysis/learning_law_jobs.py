@@ -108,6 +108,7 @@ def figure_sim_cr(smk) -> None:
             smk.params.settings,
             smk.output,
             paper_style=smk.params.paper_style,
+            online_path=smk.input.get("online"),
         )
 
 

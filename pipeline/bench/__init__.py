@@ -21,6 +21,8 @@ configuration):
    by pipeline.launch) against 1 process × 2 threads, on the same 2 cores.
 6. `contention`: training jobs idle and beside one CPU-bound competitor the bench starts itself,
    for each thread / process layout and wait policy (`pipeline.bench.contention`).
+7. `online`: a run under each online policy against a conventional run of the same T
+   (`pipeline.policy.online.bench_online`; goal ≤ 3 conventional runs).
 
 Modules: `timing` (the measurements), `contention`, `cost` (FLOPs, memory, communication),
 `report` (bench.md), `cli` (the command line). Writes results/bench/bench.json (every figure,
@@ -35,4 +37,5 @@ SECTIONS = (
     "paper_scale",
     "data_parallel",
     "contention",
+    "online",
 )

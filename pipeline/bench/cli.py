@@ -102,6 +102,13 @@ def measure(section: str, args: argparse.Namespace, config: dict, repeats: int) 
         epochs = {"perceptron": min(args.contention_epochs, 2) if quick else args.contention_epochs}
         epochs["transformer"] = 1
         return bench_contention(workloads, epochs, seed, repeats, args.out)
+    if section == "online":  # an online policy's run (pipeline/policy/online.py)
+        from pipeline.policy.online import bench_online
+
+        return {
+            kind: bench_online(timing.bench_run(run_settings(config, kind), seed), seed, repeats)
+            for kind in ("perceptron", "transformer")
+        }
     raise ValueError(f"unknown bench part `{section}`; parts: {', '.join(SECTIONS)}")
 
 

@@ -44,6 +44,10 @@ def markdown(results: dict) -> str:
             " s",
             q["goal_seconds"],
         )
+    for kind, online in results.get("online", {}).items():  # pipeline/policy/online.py
+        for rule in ("online_greedy", "online_positive", "online_softmax"):
+            ratio, goal = online[f"{rule}_per_conventional"], online["goal_per_conventional"]
+            add(f"{kind}: {rule} run / conventional run (T = {online['steps']})", ratio, "", goal)
     lines = ["| quantity | measured | goal | met |", "| --- | --- | --- | --- |", *rows]
     if "transformer" in results:
         ops = results["transformer"]["eager"]["operations"]

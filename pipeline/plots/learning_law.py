@@ -113,9 +113,12 @@ def plot_sim_cr(
     settings: dict,
     outputs: Sequence[str],
     paper_style: bool = False,
+    online_path: str | Path | None = None,
 ):
     """Figure 7 (Figure 3b with `paper_style`): SIM against CR per policy, with the fit of
-    SIM = c·ln(a / (b − CR)) and its asymptote CR = b, where SIM → +∞."""
+    SIM = c·ln(a / (b − CR)) and its asymptote CR = b, where SIM → +∞. `online_path`: the
+    online policies' SIM and CR (results/<run>/learning_law/online_policies.csv), drawn as
+    diamonds outside the fit, which stays over the policies along the optimisation."""
     policies = pd.read_csv(policies_path).sort_values("epoch")
     fit = SimCrFit.from_json(Path(fit_path).read_text())
     finite = policies[np.isfinite(policies["sim"])]
@@ -129,6 +132,18 @@ def plot_sim_cr(
         if np.isfinite(row["sim"]):
             ax.scatter(row["cr"], row["sim"], s=70, color=colour, zorder=4, label=role)
     span = max(np.ptp(cr), 1e-6) if len(cr) else 1.0
+    shown_cr, shown_sim = cr, sim  # what the axis limits must include
+    if online_path is not None:
+        from pipeline.plots.online import ONLINE_COLOURS
+
+        online = pd.read_csv(online_path)
+        online = online[np.isfinite(online["sim"])]
+        for row in online.itertuples():
+            colour = ONLINE_COLOURS.get(row.policy, "0.5")
+            ax.scatter(row.cr, row.sim, s=60, marker="D", zorder=5, color=colour, edgecolors="k",
+                       label=f"{row.policy} (online, not fitted)")  # fmt: skip
+        shown_cr = np.concatenate([cr, online["cr"].to_numpy()])
+        shown_sim = np.concatenate([sim, online["sim"].to_numpy()])
     if fit.ok:
         right = fit.b if not fit.b_at_bound else cr.max() + 0.1 * span
         gaps = (right - cr.min() + 0.05 * span) * np.logspace(-4, 0, 300)
@@ -152,16 +167,17 @@ def plot_sim_cr(
                 va="top",
                 fontsize=9,
             )
-        low, high = sim.min(), sim.max()
+        low, high = shown_sim.min(), shown_sim.max()
         pad = max(high - low, 1e-6)
         ax.set_ylim(low - 0.2 * pad, high + 1.2 * pad)
-        ax.set_xlim(cr.min() - 0.1 * span, (fit.b if not fit.b_at_bound else right) + 0.1 * span)
+        right_edge = max(fit.b if not fit.b_at_bound else right, shown_cr.max())
+        ax.set_xlim(min(cr.min(), shown_cr.min()) - 0.1 * span, right_edge + 0.1 * span)
     else:
         _note(ax, f"no fit: {fit.message}", y=0.12)
         pad_x, pad_y = 0.15 * span, 0.3 * max(np.ptp(sim), 1e-6) if len(sim) else 1.0
         if len(cr):
-            ax.set_xlim(cr.min() - pad_x, cr.max() + pad_x)
-            ax.set_ylim(sim.min() - 1.5 * pad_y, sim.max() + pad_y)
+            ax.set_xlim(shown_cr.min() - pad_x, shown_cr.max() + pad_x)
+            ax.set_ylim(shown_sim.min() - 1.5 * pad_y, shown_sim.max() + pad_y)
     ax.set_xlabel(
         "Compression Ratio (CR)" if paper_style else "compression ratio CR (test set, a ratio)"
     )

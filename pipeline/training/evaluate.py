@@ -30,6 +30,7 @@ from pipeline.distributed import (
 )
 from pipeline.experiment import Run
 from pipeline.models.base import batch_size
+from pipeline.policy.online import PolicyFunction
 from pipeline.progress import SILENT, Progress
 from pipeline.training.descent import check_finite_step, descent_step, policy_row
 
@@ -43,12 +44,18 @@ def dump_steps(steps: int, dump_every: int, dense_until: int) -> list[int]:
 
 
 def evaluate_policy(
-    run: Run, theta0: Tensor, policy: Tensor | None, dumped: list[int]
+    run: Run,
+    theta0: Tensor,
+    policy: Tensor | PolicyFunction | None,
+    dumped: list[int],
 ) -> tuple[pd.DataFrame, pa.Table | None]:
     """(steps, examples): the per-step frame and the per-example table of training under γ.
 
-    With several processes `policy` holds this process's columns; every process returns the
-    per-step frame, the first also the whole per-example table (the others None).
+    `policy` is a saved policy (T × N), None for the conventional one, or an online policy: a
+    function (t, θ_t, ∇L_dsr(θ_t)) → γ_t called before each step (pipeline/policy/online.py),
+    whose rows are kept at the dump steps only. With several processes `policy` holds (or
+    returns) this process's columns; every process returns the per-step frame, the first also
+    the whole per-example table (the others None).
     """
     model, shard = run.model, run.train_shard
     shares = {s: mean_share(batch_size(getattr(run, s))) for s in ("train", "desired", "test")}
@@ -77,7 +84,10 @@ def evaluate_policy(
             train_loss = all_reduce_mean(model.mean_loss(theta, run.train), shares["train"])
             rows["train_loss"][t] = float(train_loss)
             break
-        weights = policy_row(policy, t, shard, theta)
+        if callable(policy):
+            weights = policy(t, theta, desired_grad)
+        else:
+            weights = policy_row(policy, t, shard, theta)
         if t in dumped_set:
             losses, contribution = model.contributions(theta, run.train, test_grad)
             examples["step"].append(np.full(shard.size, t, dtype=np.int32))

@@ -60,8 +60,8 @@ TRAIN_ENV = (
 
 wildcard_constraints:
     run="|".join(all_run_names(config)) or "none",
-    policy=r"[A-Za-z0-9_.-]+",  # any name: policy_input() lists the run's policies if unknown
-    dataset=r"tinystories(-N\d+-V\d+)?",
+    policy=r"(?!online_)[A-Za-z0-9_.-]+",  # any name but the online policies' (online.smk): policy_input() lists the run's policies if unknown
+    dataset=r"tinystories(-N\d+-V\d+)?(-s\d+)?",
     pdataset=r"perceptron(-[A-Za-z0-9_.+-]+)?",
 
 
@@ -96,6 +96,13 @@ def evaluated_policies(run):
     """The policies of a run that the default target evaluates: the optimisation's, the selected."""
     names = policy_names(run)
     return names + ["selected"] if near_optimal(run) == "selected" else names
+
+
+def online_sim_cr(kind):
+    """Figure 7's optional input: the online policies' SIM and CR, when they are built."""
+    if "online_policies" not in config["experiments"]:
+        return lambda wildcards: {}
+    return lambda wildcards: {"online": f"results/{kind}/learning_law/online_policies.csv"}
 
 
 def finding(name):
@@ -184,7 +191,7 @@ def policy_input(wildcards):
 
 # The default target's files, per experiment: each rules file appends its figures and tables;
 # files drawing on both experiments (the page of results at a glance) go to EXTRA_TARGETS.
-TARGETS = {"perceptron": [], "transformer": [], "perceptron_ablation": []}
+TARGETS = {"perceptron": [], "transformer": [], "perceptron_ablation": [], "online_policies": []}
 EXTRA_TARGETS = []
 
 

@@ -115,6 +115,7 @@ use rule figure6a as figure6b with:
 
 rule figure7a:
     input:
+        unpack(online_sim_cr("perceptron")),
         policies="results/perceptron/learning_law/policies.csv",
         fit="results/perceptron/learning_law/sim_cr_fit.json",
     output:
@@ -143,6 +144,7 @@ rule figure7a:
 
 use rule figure7a as figure7b with:
     input:
+        unpack(online_sim_cr("transformer")),
         policies="results/transformer/learning_law/policies.csv",
         fit="results/transformer/learning_law/sim_cr_fit.json",
     output:

@@ -1,0 +1,162 @@
+"""Online policies (pipeline/policy/online.py): the three rules on hand-made contributions, τ
+chosen without the test set, and the dumps of the smoke run's online evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from pipeline.config import (
+    ONLINE_POLICIES,
+    online_near_optimal_runs,
+    online_runs,
+    run_settings,
+)
+from pipeline.experiment import Run
+from pipeline.models.perceptron import Perceptron
+from pipeline.policy.online import (
+    choose_tau,
+    greedy_row,
+    held_out_run,
+    online_row,
+    positive_row,
+    softmax_row,
+)
+from tests.conftest import merged_config
+
+CT = torch.tensor([1.0, 0.0, -1.0, 2.0], dtype=torch.float64)
+
+
+def test_greedy_is_the_projection_of_a_step_from_uniform():
+    # 1/4 + 0.1·CT = [.35, .25, .15, .45] sums to 1.2: the projection subtracts 0.05 from each
+    assert torch.allclose(greedy_row(CT, 0.1), torch.tensor([0.3, 0.2, 0.1, 0.4], dtype=CT.dtype))
+    # 1/4 + 0.5·CT = [.75, .25, −.25, 1.25]: support {0, 3}, threshold 0.5
+    assert torch.allclose(greedy_row(CT, 0.5), torch.tensor([0.25, 0, 0, 0.75], dtype=CT.dtype))
+    assert torch.equal(greedy_row(CT, 0.5)[1:3], torch.zeros(2, dtype=CT.dtype))  # exact zeros
+
+
+def test_positive_keeps_only_contributive_examples():
+    ct = torch.tensor([1.0, 0.0, -1.0, 3.0])
+    assert torch.allclose(positive_row(ct), torch.tensor([0.25, 0, 0, 0.75]))
+    none_positive = torch.tensor([-1.0, 0.0, -2.0, -0.5])  # every CT ≤ 0: the conventional row
+    assert torch.equal(positive_row(none_positive), torch.full((4,), 0.25))
+
+
+def test_softmax_of_contributions_over_a_temperature():
+    tau = 0.5
+    ct = tau * torch.log(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    assert torch.allclose(softmax_row(ct, tau), torch.tensor([1, 2, 3], dtype=ct.dtype) / 6)
+    huge = softmax_row(torch.tensor([1000.0, 1000.0, -1000.0]), 0.01)  # no overflow
+    assert torch.allclose(huge, torch.tensor([0.5, 0.5, 0.0]))
+
+
+def test_unknown_rule_is_named():
+    with pytest.raises(ValueError, match="online_greedy, online_positive, online_softmax"):
+        online_row("online_best", CT, 1.0)
+
+
+def _toy_run(test: dict | None = None) -> Run:
+    """A Perceptron run of hand-made data (N = 64, K = 32 of which 8 held out, T = 30)."""
+    g = torch.Generator().manual_seed(0)
+    dim = 4
+    teacher = torch.randn(dim, generator=g, dtype=torch.float64)
+
+    def split(n: int, shift: float) -> dict:
+        x = torch.randn(n, dim, generator=g, dtype=torch.float64) + shift
+        return {"x": x, "y": (x @ teacher > 0).to(torch.float64)}
+
+    train, desired, validation = split(64, 0.0), split(24, 0.5), split(8, 0.5)
+    settings = {"name": "toy", "kind": "perceptron", "train": {"eta": 0.5, "steps": 30}}
+    return Run(settings, Perceptron(dim), train, desired, test or split(16, 0.5),
+               torch.device("cpu"), torch.float64, validation=validation)  # fmt: skip
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: more threads only wait on each other (seconds on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("rule", ["online_greedy", "online_softmax"])
+def test_tau_never_reads_the_test_set(rule, one_thread):
+    run = _toy_run()
+    theta0 = torch.zeros(4, dtype=torch.float64)
+    grid = [1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    chosen = choose_tau(held_out_run(run), theta0, rule, grid)
+    flipped = {"x": run.test["x"], "y": 1 - run.test["y"]}
+    garbage = {"x": torch.full_like(run.test["x"], math.nan), "y": run.test["y"]}
+    for test in (flipped, garbage):
+        again = choose_tau(held_out_run(_toy_run(test)), theta0, rule, grid)
+        assert again["tau"] == chosen["tau"]
+        assert again["held_out_auc"] == chosen["held_out_auc"]
+    assert len(set(chosen["held_out_auc"])) == len(grid)  # τ matters: the choice is a real one
+
+
+def test_online_runs_reuse_the_ablation_names():
+    config = merged_config({"online": {"seeds": [0, 1, 2]}})
+    assert online_runs(config, "perceptron") == [
+        (0, "perceptron"), (1, "perceptron-default-s1"), (2, "perceptron-default-s2")
+    ]  # fmt: skip
+    settings = run_settings(config, "transformer-s2")
+    assert (settings["seed"], settings["data_name"]) == (2, "tinystories-s2")
+    assert run_settings(config, "transformer")["data_name"] == "tinystories"
+    # the Transformer's near-optimal policy at other seeds only when `optimise_other_seeds` asks
+    assert online_near_optimal_runs(config, "transformer") == [(0, "transformer")]
+    assert len(online_near_optimal_runs(config, "perceptron")) == 3
+
+
+def test_online_dumps_have_the_schema_of_every_policy(smoke_run):
+    results = smoke_run / "results"
+    for run in ("perceptron", "transformer"):
+        conventional = results / run / "dumps" / "conventional"
+        for policy in ONLINE_POLICIES:
+            dumps = results / run / "dumps" / policy
+            for name in ("steps.parquet", "examples.parquet"):
+                assert pq.read_schema(dumps / name) == pq.read_schema(conventional / name)
+            examples = pd.read_parquet(dumps / "examples.parquet")
+            weights = examples.groupby("step")["weight"].sum()
+            assert weights.sub(1).abs().max() < 1e-4  # a row of the simplex at every dump step
+        costs = json.loads((results / run / "online" / "costs.json").read_text())
+        assert set(costs["policies"]) == set(ONLINE_POLICIES)
+        table = pd.read_csv(results / "tables" / f"online_policies_{run}.csv")
+        assert list(table["policy"]) == ["conventional", "near_optimal", *ONLINE_POLICIES]
+        law = pd.read_csv(results / run / "learning_law" / "online_policies.csv")
+        assert list(law["policy"]) == ONLINE_POLICIES
+
+
+def test_online_figures_read_well(smoke_run, tmp_path):
+    from pipeline.plots.online import plot_online_policies
+    from tests.test_figures import check_legends, check_log_ticks
+
+    for run in ("perceptron", "transformer"):
+        runs = pd.read_csv(smoke_run / "results" / "tables" / f"online_policies_{run}_runs.csv")
+        fig = plot_online_policies(runs, run, [str(tmp_path / "online.png")])
+        check_legends(fig)
+        check_log_ticks(fig)
+        heights = [[bar.get_height() for bar in ax.patches] for ax in fig.axes]
+        assert heights[0] == pytest.approx(list(runs["test_ar"]))  # one seed: the bar is its AR
+
+
+def test_at_a_glance_row_names_the_best_share_and_is_not_judged():
+    from pipeline.analysis import judges
+
+    def table(shares):
+        rows = [("near_optimal", 1.5, 1.0, 500.0)]
+        rows += [(p, 1 + 0.5 * s, s, 5.0) for p, s in zip(ONLINE_POLICIES, shares, strict=True)]
+        columns = ["policy", "test_ar_mean", "share_of_acceleration_mean",
+                   "cost_conventional_runs_mean"]  # fmt: skip
+        return pd.DataFrame(rows, columns=columns)
+
+    found = judges.online_policies(
+        "Online", table([0.2, 0.8, math.nan]), table([math.nan, math.nan, math.nan])
+    )
+    assert found.verdict == judges.OURS and found.paper == "–"
+    assert "Perceptron: online_positive 0.80 of it (AR 1.40× vs near-optimal 1.50×" in found.ours

@@ -1,0 +1,109 @@
+# Beyond the paper: online policies, γ_t computed during one training run from the contributions
+# CT_t on the desired set (pipeline/policy/online.py). `snakemake --cores all online_policies`
+# (in `all` with `online_policies` in `experiments`): per experiment a table and a figure of the
+# conventional, near-optimal and online policies over `online.seeds`, and the online policies'
+# Learning-Law statistics beside Figure 7's (results/<experiment>/learning_law/online_policies.csv).
+
+from pipeline.config import ONLINE_POLICIES, online_near_optimal_runs, online_runs
+
+
+rule evaluate_online:
+    input:
+        data=data_files,
+    output:
+        steps=[f"results/{{run}}/dumps/{p}/steps.parquet" for p in ONLINE_POLICIES],
+        examples=[f"results/{{run}}/dumps/{p}/examples.parquet" for p in ONLINE_POLICIES],
+        costs="results/{run}/online/costs.json",
+    params:
+        settings=lambda w: settings(w.run),
+        seed=lambda w: settings(w.run)["seed"],
+        policies=ONLINE_POLICIES,
+        tau_grid=lambda w: config["online"]["tau_grid"][settings(w.run)["kind"]],
+    log:
+        "results/logs/{run}/evaluate_online.log",
+    benchmark:
+        "results/benchmarks/{run}/evaluate_online.tsv"
+    threads: run_job_total("threads")
+    resources:
+        mem_mb=run_job_total("mem_mb"),
+        runtime=run_resources("runtime"),
+        gpu=run_resources("gpus"),
+        cpus_per_task=run_resources("threads"),
+        tasks=run_tasks("tasks"),
+        tasks_per_gpu=run_tasks("tasks_per_gpu"),
+        mpi=run_tasks("mpi"),
+    conda:
+        TRAIN_ENV
+    script:
+        "../scripts/evaluate_online.py"
+
+
+rule online_policies_experiment:
+    input:
+        conventional=lambda w: [steps_dump(r, "conventional") for _, r in online_runs(config, w.kind)],
+        near_optimal=lambda w: [steps_dump(r, near_optimal(r))
+                                for _, r in online_near_optimal_runs(config, w.kind)],
+        history=lambda w: [f"results/{r}/policy_history.parquet"
+                           for _, r in online_near_optimal_runs(config, w.kind)],
+        online=lambda w: [steps_dump(r, p) for _, r in online_runs(config, w.kind) for p in ONLINE_POLICIES],
+        costs=lambda w: [f"results/{r}/online/costs.json" for _, r in online_runs(config, w.kind)],
+        law_steps=lambda w: [steps_dump(w.kind, p) for p in ONLINE_POLICIES],
+        law_examples=lambda w: [f"results/{w.kind}/dumps/{p}/examples.parquet" for p in ONLINE_POLICIES],
+        fit="results/{kind}/learning_law/sim_cr_fit.json",
+    output:
+        csv=report(
+            "results/tables/online_policies_{kind}.csv",
+            caption="../report/online_policies.rst",
+            category="Tables",
+            subcategory="Online policies (beyond the paper)",
+            labels=finding("online_policies"),
+        ),
+        md="results/tables/online_policies_{kind}.md",
+        runs="results/tables/online_policies_{kind}_runs.csv",
+        law="results/{kind}/learning_law/online_policies.csv",
+        pdf="results/figures/online_policies_{kind}.pdf",
+        png=report(
+            "results/figures/online_policies_{kind}.png",
+            caption="../report/online_policies.rst",
+            category="Figures",
+            subcategory="Online policies (beyond the paper)",
+            labels=finding("online_policies"),
+        ),
+    wildcard_constraints:
+        kind="perceptron|transformer",
+    params:
+        experiment=lambda w: w.kind,
+        runs=lambda w: online_runs(config, w.kind),
+        near_optimal_seeds=lambda w: [s for s, _ in online_near_optimal_runs(config, w.kind)],
+        steps=lambda w: settings(w.kind)["train"]["steps"],
+        log_vocab=lambda w: log_vocab(settings(w.kind)),
+        learning_law=config["learning_law"],
+    log:
+        "results/logs/tables/online_policies_{kind}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    script:
+        "../scripts/online_policies.py"
+
+
+ONLINE_OUTPUTS = [
+    f"results/{kind}/{name}"
+    for kind in ("perceptron", "transformer")
+    for name in ("learning_law/online_policies.csv",)
+] + [
+    f"results/{folder}/online_policies_{kind}.{ext}"
+    for kind in ("perceptron", "transformer")
+    for folder, ext in (("tables", "csv"), ("tables", "md"), ("figures", "pdf"), ("figures", "png"))
+]
+
+
+rule online_policies:
+    input:
+        ONLINE_OUTPUTS,
+
+
+TARGETS["online_policies"] += ONLINE_OUTPUTS
