@@ -88,9 +88,13 @@ def build_model(settings: dict, device: torch.device) -> LossModel:
         n_head=arch["n_head"],
         ffn_mult=arch["ffn_mult"],
         pad_id=PAD_ID,
+        attention_scale=arch["attention_scale"],
+        norm=arch["norm"],
     )
     compile_steps = settings["train"].get("compile", False)
-    return Transformer(shape, chunk_size=chunk, device=device, compile=compile_steps)
+    return Transformer(
+        shape, chunk_size=chunk, device=device, compile=compile_steps, init=arch["init"]
+    )
 
 
 def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Run:
