@@ -6,23 +6,24 @@ import torch
 from pipeline.models.transformer import Transformer, TransformerShape
 from pipeline.policy.adjoint import policy_gradient
 from pipeline.policy.simplex import project_to_simplex
+from pipeline.stability import READINGS
 from tests.test_adjoint import unrolled_objective
-
-#: The readings of `transformer.model` (init, attention_scale, norm): ours and the authors'.
-READINGS = {
-    "ours": ("small", "head_dim", "rmsnorm"),
-    "authors": ("pytorch", "hidden", "rmsnorm_bias"),
-}
 
 
 def transformer_problem(
     seed: int = 0, n: int = 5, k: int = 3, steps: int = 4, reading: str = "ours"
 ):
-    init, scale, norm = READINGS[reading]
+    model_settings = READINGS[reading]
     shape = TransformerShape(
-        vocab_size=30, seq_len=8, n_layer=2, n_embd=16, n_head=2, attention_scale=scale, norm=norm
+        vocab_size=30,
+        seq_len=8,
+        n_layer=2,
+        n_embd=16,
+        n_head=2,
+        attention_scale=model_settings["attention_scale"],
+        norm=model_settings["norm"],
     )
-    model = Transformer(shape, init=init)
+    model = Transformer(shape, init=model_settings["init"])
     g = torch.Generator().manual_seed(seed)
     train = {"tokens": torch.randint(3, 30, (n, 8), generator=g)}
     train["tokens"][1, 5:] = 0  # padded sequences, as in the data

@@ -90,3 +90,10 @@ def test_unknown_reading_names_the_setting():
         TransformerShape(vocab_size=8, seq_len=4, n_embd=4, n_head=2, attention_scale="width")
     with pytest.raises(ValueError, match="transformer.model.init"):
         Transformer(TransformerShape(vocab_size=8, seq_len=4, n_embd=4, n_head=2), init="xavier")
+
+
+def test_rising_steps_are_the_steps_whose_loss_exceeds_the_previous_one():
+    from pipeline.stability import rising_steps
+
+    assert rising_steps([3.0, 2.0, 2.5, 1.0, 1.2, 1.2]) == [2, 4]
+    assert rising_steps([3.0, 2.0, 2.05], tolerance=0.1) == []
