@@ -20,6 +20,16 @@ SERIES = [
 ]
 
 
+def ratio_axis(ax, low: float, high: float) -> None:
+    """A log y axis of ratios from `low` to `high`, ticked at round ratios labelled 1×, 2×, …"""
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    ticks = [t for t in (0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20) if low <= t <= high]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.set_yticklabels([f"{t:g}×" for t in ticks])
+
+
 def plot_ablation(
     runs: pd.DataFrame, order: list[str], outputs: Sequence[str], kind: str = "perceptron"
 ):
@@ -60,15 +70,10 @@ def plot_ablation(
     paper_ar = paper.ACCELERATION_RATIO[kind]
     ax.axhline(paper_ar, color=PAPER, ls="--", lw=1.2, label=f"paper: {paper_ar:.2f}× (test set)")
     ax.axhline(1.0, color="0.3", ls=":", lw=1.0, label="1× (no speed-up)")
-    ax.set_yscale("log")
     values = runs[[c for c, *_ in SERIES]].to_numpy(dtype=float)
     low = min(0.5, np.nanmin(values) / 1.15)
     high = max(paper_ar * 1.6, np.nanmax(values) * 1.15)
-    ax.set_ylim(low, high)
-    ticks = [t for t in (0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20) if low <= t <= high]
-    ax.yaxis.set_major_locator(FixedLocator(ticks))
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.set_yticklabels([f"{t:g}×" for t in ticks])
+    ratio_axis(ax, low, high)
     ax.set_xticks(x)
     ax.set_xticklabels(order, rotation=20, ha="right")
     ax.set_xlim(-0.6, len(order) - 0.4)
@@ -92,7 +97,7 @@ DIFFICULTY = [
 def plot_seeds(runs: pd.DataFrame, order: list[str], outputs: Sequence[str]):
     """The test AR of the last policy of each run against three properties of its data draw,
     one panel each, a colour per variant; the paper's 5.50× as a line. Returns the figure."""
-    fig, axes = new_figure(4.0 * len(DIFFICULTY), 3.6, ncols=len(DIFFICULTY))
+    fig, axes = new_figure(4.0 * len(DIFFICULTY), 3.6, ncols=len(DIFFICULTY), sharey=True)
     colours = [NEAR_OPTIMAL, CONVENTIONAL, "#DD8452", "#55A868", "#8172B3"]
     paper_ar = paper.ACCELERATION_RATIO["perceptron"]
     for ax, (column, label) in zip(axes, DIFFICULTY, strict=True):
@@ -104,13 +109,11 @@ def plot_seeds(runs: pd.DataFrame, order: list[str], outputs: Sequence[str]):
             )  # fmt: skip
         ax.axhline(paper_ar, color=PAPER, ls="--", lw=1.2, label=f"paper: {paper_ar:.2f}×")
         ax.axhline(1.0, color="0.3", ls=":", lw=1.0)
-        ax.set_yscale("log")
         ax.set_xlabel(label)
     axes[0].set_ylabel("test AR, last policy")
     top = max(paper_ar * 1.3, float(np.nanmax(runs["test_ar_last"])) * 1.15)
     bottom = min(0.5, float(np.nanmin(runs["test_ar_last"])) / 1.15)
-    for ax in axes:
-        ax.set_ylim(bottom, top)
+    ratio_axis(axes[0], bottom, top)  # shared by the three panels
     seeds = sorted(runs["seed"].unique())
     axes[0].set_title(f"Perceptron over {len(seeds)} seeds", loc="left")
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
