@@ -3,8 +3,11 @@
 A run ("experiment" in paths) is one model, data set, seed, training setting and
 policy-optimisation setting. `perceptron` and `transformer` are the paper's two;
 `<experiment>-eps<ε>` are the extra policy step sizes of `<experiment>.policy.step_size_sweep`,
-`transformer-T<T>-N<N>-V<V>` the Table 2 sweep, and `perceptron-<variant>-s<seed>` the runs of the
-Perceptron ablation (`perceptron_ablation`).
+`transformer-T<T>-N<N>-V<V>` the Table 2 sweep, `<experiment>-<variant>-s<seed>` the runs of an
+experiment's ablation (`perceptron_ablation`, `transformer_ablation`; the Perceptron's seeds study
+`perceptron_seeds` reuses its ablation's runs), `transformer-T<T>-N<N>-V<V>-s<seed>` the points of
+the scaling extension `transformer_scale`, and `transformer-s<seed>` the online-policy
+comparison's Transformer at another seed (`online.seeds`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "co
 ONLINE_POLICIES = ["online_greedy", "online_positive", "online_softmax"]
 #: The online policies with a τ chosen on the held-out desired examples (`online.tau_grid`).
 TAU_RULES = ["online_greedy", "online_softmax"]
+
+#: The experiments with an ablation block `<experiment>_ablation` (README "Fidelity").
+ABLATION_EXPERIMENTS = ("perceptron", "transformer")
+
+
+def ablation_key(experiment: str) -> str:
+    """The configuration block of an experiment's ablation: perceptron_ablation, …"""
+    return f"{experiment}_ablation"
 
 
 class ConfigError(ValueError):
@@ -169,11 +180,16 @@ def coerce_to_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> list[str]
         return value
 
     visit(config, root, [])
-    definitions = config.get("perceptron_ablation", {}).get("definitions", {})
-    if isinstance(definitions, dict):  # partial `perceptron` blocks: typed as that block
-        for name, block in definitions.items():
-            path = ["perceptron_ablation", "definitions", str(name)]
-            visit(block, root["properties"]["perceptron"], path)
+    for kind in ABLATION_EXPERIMENTS:  # variants: partial experiment blocks, typed as that block
+        ablation = config.get(ablation_key(kind), {})
+        for part in ("base", "definitions"):
+            blocks = ablation.get(part, {}) if isinstance(ablation, dict) else {}
+            if not isinstance(blocks, dict):
+                continue
+            items = {"": blocks} if part == "base" else blocks
+            for name, block in items.items():
+                path = [ablation_key(kind), part] + ([str(name)] if name else [])
+                visit(block, root["properties"][kind], path)
     return problems
 
 
@@ -287,12 +303,13 @@ def _cross_setting_problems(config: dict) -> list[str]:
         for kind in ("perceptron", "transformer")
         for m in _validation_problems(config[kind], kind)
     ]
-    definitions = config["perceptron_ablation"]["definitions"]
-    for variant in config["perceptron_ablation"]["variants"]:
-        if variant in definitions:
-            block = merged(config["perceptron"], definitions[variant])
-            name = f"perceptron_ablation.definitions.{variant}"
-            problems += _validation_problems(block, name)
+    for kind in ABLATION_EXPERIMENTS:
+        ablation = config[ablation_key(kind)]
+        for variant in ablation["variants"]:
+            if variant in ablation["definitions"]:
+                block = variant_block(config, kind, variant)
+                name = f"{ablation_key(kind)}.definitions.{variant}"
+                problems += _validation_problems(block, name)
     for kind in ("perceptron", "transformer"):
         policy = config[kind]["policy"]
         runs = [(f"{kind}.policy.epochs", policy["epochs"])]
@@ -351,36 +368,57 @@ def policy_name(epoch: int) -> str:
     return f"epoch{epoch:04d}"
 
 
-def _ablation_messages(config: dict, schema: dict) -> list[str]:
-    """Errors of the ablation's variants: each listed variant must be defined, and the
-    Perceptron block it makes must be valid (errors named `perceptron_ablation.definitions...`)."""
-    ablation = config["perceptron_ablation"]
+def _undefined_variants(config: dict, key: str, variants: list[str], kind: str) -> list[str]:
+    """Messages for the variants listed at `key` that `<kind>_ablation.definitions` lacks."""
+    definitions = config[ablation_key(kind)]["definitions"]
     messages = []
-    for name in ablation["variants"]:
-        if name not in ablation["definitions"]:
-            close = difflib.get_close_matches(name, list(ablation["definitions"]), n=1)
+    for name in variants:
+        if name not in definitions:
+            close = difflib.get_close_matches(name, list(definitions), n=1)
             hint = f" Did you mean `{close[0]}`?" if close else ""
             messages.append(
-                f"setting `perceptron_ablation.variants` lists `{name}`, which "
-                f"`perceptron_ablation.definitions` does not define.{hint} Known variants: "
-                f"{', '.join(ablation['definitions'])}."
+                f"setting `{key}` lists `{name}`, which `{ablation_key(kind)}.definitions` "
+                f"does not define.{hint} Known variants: {', '.join(definitions)}."
             )
-    perceptron = {**schema["properties"]["perceptron"], "$defs": schema["$defs"]}
-    for name, overrides in ablation["definitions"].items():
-        if "step_size_sweep" in (overrides.get("policy") or {}):
-            messages.append(
-                f"setting `perceptron_ablation.definitions.{name}.policy.step_size_sweep`: a "
-                "variant is one run per seed; define one variant per step size instead "
-                "(policy: {step_size: ...})."
-            )
-        block = merged(config["perceptron"], overrides)
-        for error in Draft202012Validator(perceptron).iter_errors(block):
-            error.path.appendleft("perceptron")  # described as a `perceptron` setting, then renamed
-            messages += [
-                line.replace("`perceptron", f"`perceptron_ablation.definitions.{name}")
-                for line in _describe(error, schema)
-            ]
     return messages
+
+
+def _ablation_messages(config: dict, schema: dict) -> list[str]:
+    """Errors of the ablations' variants: each listed variant must be defined, and the block it
+    makes must be valid (errors named `<experiment>_ablation.definitions.<variant>...`)."""
+    messages = []
+    for kind in ABLATION_EXPERIMENTS:
+        key = ablation_key(kind)
+        ablation = config[key]
+        messages += _undefined_variants(config, f"{key}.variants", ablation["variants"], kind)
+        block_schema = {**schema["properties"][kind], "$defs": schema["$defs"]}
+        for name, overrides in ablation["definitions"].items():
+            if "step_size_sweep" in (overrides.get("policy") or {}):
+                messages.append(
+                    f"setting `{key}.definitions.{name}.policy.step_size_sweep`: a variant is "
+                    "one run per seed; define one variant per step size instead "
+                    "(policy: {step_size: ...})."
+                )
+            block = variant_block(config, kind, name)
+            for error in Draft202012Validator(block_schema).iter_errors(block):
+                error.path.appendleft(kind)  # described as the experiment's setting, then renamed
+                messages += [
+                    line.replace(f"`{kind}", f"`{key}.definitions.{name}")
+                    for line in _describe(error, schema)
+                ]
+    seeds = config["perceptron_seeds"]
+    messages += _undefined_variants(
+        config, "perceptron_seeds.variants", seeds["variants"], "perceptron"
+    )
+    return messages
+
+
+def variant_block(config: dict, kind: str, variant: str) -> dict:
+    """An ablation variant's experiment block: the main one, the ablation's `base` merged onto
+    it, then the variant's definition."""
+    ablation = config[ablation_key(kind)]
+    base = merged(config[kind], ablation["base"])
+    return merged(base, ablation["definitions"][variant])
 
 
 def merged(base: dict, overrides: dict) -> dict:
@@ -452,20 +490,24 @@ def run_names(config: dict) -> list[str]:
     return names
 
 
-def ablation_runs(config: dict) -> list[tuple[str, int, str]]:
-    """(variant, seed, run) of the Perceptron ablation, in table order (variants, then seeds).
+def ablation_runs(
+    config: dict,
+    kind: str = "perceptron",
+    variants: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> list[tuple[str, int, str]]:
+    """(variant, seed, run) of an experiment's ablation, in table order (variants, then seeds);
+    `variants` and `seeds` default to the ablation block's.
 
-    The run is `perceptron-<variant>-s<seed>`, or `perceptron` itself where the variant at that
-    seed is the main run (same settings, the main seed): the main run is not done twice."""
-    ablation = config["perceptron_ablation"]
-    main = config["perceptron"]
+    The run is `<kind>-<variant>-s<seed>`, or `<kind>` itself where the variant at that seed is
+    the main run (same settings, the main seed): the main run is not done twice."""
+    ablation = config[ablation_key(kind)]
+    main = config[kind]
     out = []
-    for variant in ablation["variants"]:
-        same = merged(main, ablation["definitions"][variant]) == main
-        for seed in ablation["seeds"]:
-            run = (
-                "perceptron" if same and seed == config["seed"] else f"perceptron-{variant}-s{seed}"
-            )
+    for variant in ablation["variants"] if variants is None else variants:
+        same = variant_block(config, kind, variant) == main
+        for seed in ablation["seeds"] if seeds is None else seeds:
+            run = kind if same and seed == config["seed"] else f"{kind}-{variant}-s{seed}"
             out.append((variant, seed, run))
     return out
 
@@ -498,14 +540,43 @@ def online_near_optimal_runs(config: dict, kind: str) -> list[tuple[int, str]]:
     return [(seed, run) for seed, run in runs if seed == config["seed"]]
 
 
+def perceptron_seeds_runs(config: dict) -> list[tuple[str, int, str]]:
+    """(variant, seed, run) of `perceptron_seeds`: Perceptron ablation variants over more seeds,
+    the same run names as the ablation's (its seeds are shared)."""
+    block = config["perceptron_seeds"]
+    return ablation_runs(config, "perceptron", block["variants"], block["seeds"])
+
+
+def scale_run_name(point: dict, seed: int) -> str:
+    """A run of `transformer_scale`: transformer-T<steps>-N<n_train>-V<vocab_size>-s<seed>."""
+    return f"{sweep_run_name(point)}-s{seed}"
+
+
+def scale_runs(config: dict) -> list[tuple[dict, int, str]]:
+    """(point, seed, run) of `transformer_scale`: the Table 2 sweep's settings and the extra
+    points, each over the block's seeds (points, then seeds)."""
+    block = config["transformer_scale"]
+    sweep = config["transformer"]["scaling_sweep"]
+    shared = dict(zip(map(sweep_run_name, sweep), scaling_sweep_runs(config), strict=True))
+    out = []
+    for point in list(sweep) + list(block["points"]):
+        for seed in block["seeds"]:
+            run = scale_run_name(point, seed)
+            if seed == config["seed"] and not block["base"] and point in sweep:
+                run = shared[sweep_run_name(point)]  # the sweep's own run (or the main run)
+            out.append((point, seed, run))
+    return out
+
+
 def all_run_names(config: dict) -> list[str]:
-    """Every run the configuration defines: those of `rule all`, the ablation's and the online
-    comparison's."""
+    """Every run the configuration defines: those of `rule all`, the ablations', the Perceptron
+    seeds', the scale extension's and the online comparison's."""
     names = run_names(config)
-    names += [r for _, _, r in ablation_runs(config) if r not in names]
-    for kind in ("perceptron", "transformer"):
-        names += [r for _, r in online_runs(config, kind) if r not in names]
-    return names
+    extra = [r for kind in ABLATION_EXPERIMENTS for _, _, r in ablation_runs(config, kind)]
+    extra += [r for _, _, r in perceptron_seeds_runs(config)]
+    extra += [r for _, _, r in scale_runs(config)]
+    extra += [r for kind in ("perceptron", "transformer") for _, r in online_runs(config, kind)]
+    return names + [r for r in dict.fromkeys(extra) if r not in names]
 
 
 def dataset_name(config: dict, settings: dict) -> str:
@@ -519,10 +590,15 @@ def dataset_name(config: dict, settings: dict) -> str:
             if value != main[key]:
                 name += f"-{key}{_format_number(value)}"
         return name
+    main = config["transformer"]["data"]
     seed = f"-s{settings['seed']}" if settings["seed"] != config["seed"] else ""
-    if settings["data"] == config["transformer"]["data"]:
+    if settings["data"] == main:
         return "tinystories" + seed
-    return f"tinystories-N{settings['data']['n_train']}-V{settings['data']['vocab_size']}{seed}"
+    name = f"tinystories-N{settings['data']['n_train']}-V{settings['data']['vocab_size']}"
+    for key, value in sorted(settings["data"].items()):  # other sizes, e.g. n_desired
+        if key not in ("n_train", "vocab_size") and isinstance(value, int | float):
+            name += f"-{key}{_format_number(value)}" if value != main[key] else ""
+    return name + seed
 
 
 def _unknown_run(config: dict, name: str) -> ConfigError:
@@ -532,6 +608,7 @@ def _unknown_run(config: dict, name: str) -> ConfigError:
 
 _ABLATION_RUN = re.compile(r"(?P<variant>[a-z][a-z0-9_]*)-s(?P<seed>\d+)")
 _STEP_SIZE_RUN = re.compile(r"eps(?P<eps>[0-9][0-9.e+-]*)")
+_SCALE_RUN = re.compile(r"T(?P<steps>\d+)-N(?P<n_train>\d+)-V(?P<vocab_size>\d+)-s(?P<seed>\d+)")
 
 
 def run_settings(config: dict, name: str) -> dict:
@@ -546,21 +623,37 @@ def run_settings(config: dict, name: str) -> dict:
     block["policy"].pop("step_size_sweep")
     seed = config["seed"]
     step_size = _STEP_SIZE_RUN.fullmatch(variant)
+    ablation = _ABLATION_RUN.fullmatch(variant)
+    scale = _SCALE_RUN.fullmatch(variant) if kind == "transformer" else None
     if step_size is not None and variant in {
         name.partition("-")[2] for name in step_size_runs(config, kind)
     }:
         block["policy"]["step_size"] = float(step_size["eps"])
-    elif kind == "perceptron" and variant:
-        match = _ABLATION_RUN.fullmatch(variant)
-        definitions = config["perceptron_ablation"]["definitions"]
-        if match is None or match["variant"] not in definitions:
-            raise _unknown_run(config, name)
-        block = merged(block, definitions[match["variant"]])
-        seed = int(match["seed"])
     elif kind == "transformer" and re.fullmatch(r"s\d+", variant):  # online_runs()
         if name not in all_run_names(config):
             raise _unknown_run(config, name)
         seed = int(variant[1:])
+    elif ablation is not None:
+        if ablation["variant"] not in config[ablation_key(kind)]["definitions"]:
+            raise _unknown_run(config, name)
+        block = apply_defaults(
+            variant_block(config, kind, ablation["variant"]), root["properties"][kind], root
+        )
+        block.pop("scaling_sweep", None)
+        block["policy"].pop("step_size_sweep")
+        seed = int(ablation["seed"])
+    elif scale is not None:
+        match = next((p for p, s, run in scale_runs(config) if run == name), None)
+        if match is None:
+            raise _unknown_run(config, name)
+        block["train"]["steps"] = match["steps"]
+        block["data"]["n_train"] = match["n_train"]
+        block["data"]["vocab_size"] = match["vocab_size"]
+        block["policy"]["epochs"] = match.get("policy_epochs", block["policy"]["epochs"])
+        block = merged(block, config["transformer_scale"]["base"])
+        seed = int(scale["seed"])
+    elif kind == "perceptron" and variant:
+        raise _unknown_run(config, name)
     elif variant:
         entries = config[kind]["scaling_sweep"]
         match = next(

@@ -87,8 +87,16 @@ def build_model(settings: dict, device: torch.device) -> LossModel:
         n_head=arch["n_head"],
         ffn_mult=arch["ffn_mult"],
         pad_id=PAD_ID,
+        attention_scale=arch["attention_scale"],
+        norm=arch["norm"],
     )
-    return Transformer(shape, chunk_size=chunk, device=device, compile=settings["train"]["compile"])
+    return Transformer(
+        shape,
+        chunk_size=chunk,
+        device=device,
+        compile=settings["train"]["compile"],
+        init=arch["init"],
+    )
 
 
 def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Run:

@@ -24,7 +24,7 @@ WRITERS = (
     ("policy_history.parquet", "optimize_policy"),
     ("dumps/*/*.parquet", "evaluate_policy"),
     ("learning_law/*.parquet", "learning_law"),
-    ("tables/perceptron_ablation_runs.csv", "perceptron_ablation_table"),
+    ("tables/*_ablation_runs.csv", "ablation_table"),
     ("policies", "optimize_policy"),  # the directory of saved policies (epochNNNN.pt)
 )
 

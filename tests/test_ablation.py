@@ -1,7 +1,9 @@
-"""The Perceptron ablation: θ_0, validation selection, the ablation's runs, table and figure."""
+"""The ablations (Perceptron, Transformer), the Perceptron seeds and the scale study: θ_0,
+validation selection, the runs, tables and figures."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -309,17 +311,21 @@ def test_run_metrics_on_hand_made_curves(tmp_path):
     assert table.loc[0, "seeds"] == 2
 
 
-def test_smoke_ablation_target_writes_table_and_figure(smoke_run, tmp_path):
-    """On a copy of the session's smoke run, whose Perceptron run is the default at seed 0."""
+def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
+    """The four targets outside `all` in one run on a copy of the session's smoke run (whose
+    Perceptron run is the ablation's default at seed 0, whose sweep runs are the scale study's
+    at seed 0); every number checked is recomputed here from the files it comes from."""
     copy_of_smoke_run(smoke_run, tmp_path)
-    snakemake(
-        tmp_path, "perceptron_ablation", "--configfile", SMOKE, str(tmp_path / "stories.yaml")
-    )
-    table = pd.read_csv(tmp_path / "results" / "tables" / "perceptron_ablation.csv")
-    runs = pd.read_csv(tmp_path / "results" / "tables" / "perceptron_ablation_runs.csv")
+    targets = ["perceptron_ablation", "transformer_ablation", "perceptron_seeds",
+               "transformer_scale"]  # fmt: skip
+    snakemake(tmp_path, *targets, "--configfile", SMOKE, str(tmp_path / "stories.yaml"))
+    tables = tmp_path / "results" / "tables"
+
+    # the Perceptron ablation: names and outputs as before the generalisation
+    table = pd.read_csv(tables / "perceptron_ablation.csv")
+    runs = pd.read_csv(tables / "perceptron_ablation_runs.csv")
     assert table["variant"].tolist() == ["default", "validation"]
     assert table["seeds"].tolist() == [2, 2]
-    assert len(runs) == 4 and set(runs["seed"]) == {0, 1}
     assert runs["run"].tolist() == [
         "perceptron",  # the default variant at the main seed is the main run
         "perceptron-default-s1",
@@ -332,12 +338,91 @@ def test_smoke_ablation_target_writes_table_and_figure(smoke_run, tmp_path):
     assert selected.shape == (100, 256)  # T × N of the smoke Perceptron, each row on the simplex
     torch.testing.assert_close(selected.sum(1), torch.ones(100, dtype=selected.dtype))
     assert validation["selected_epoch"].between(0, 4).all()
-    markdown = (tmp_path / "results" / "tables" / "perceptron_ablation.md").read_text()
+    markdown = (tables / "perceptron_ablation.md").read_text()
     assert "5.50" in markdown and "± " in markdown
-    for ext in ("pdf", "png"):
-        assert_drawn(tmp_path / "results" / "figures" / f"perceptron_ablation.{ext}")
-    # the ablation is not part of `all`
+
+    # the Transformer ablation: the same table writer, the AR of every saved epoch
+    table = pd.read_csv(tables / "transformer_ablation.csv")
+    runs = pd.read_csv(tables / "transformer_ablation_runs.csv")
+    assert table["variant"].tolist() == ["authors", "todays_reading"]
+    assert runs["run"].tolist() == [
+        "transformer-authors-s0",
+        "transformer-authors-s1",
+        "transformer-todays_reading-s0",
+        "transformer-todays_reading-s1",
+    ]
+    means = runs.groupby("variant")["test_ar_last"].mean()
+    np.testing.assert_allclose(
+        table.set_index("variant")["test_ar_last_mean"], means[table["variant"]]
+    )
+    # one policy epoch: the per-epoch column is the last policy's AR, read another way
+    np.testing.assert_allclose(runs["test_ar_epoch0001"], runs["test_ar_last"])
+    assert (runs["best_saved_epoch"] == 1).all()
+    assert "2.41" in (tables / "transformer_ablation.md").read_text()
+    authors = run_settings(merged_config(yaml_file(SMOKE)), "transformer-authors-s1")
+    assert authors["model"]["init"] == "pytorch" and authors["train"]["eta"] == 0.1
+
+    # the Perceptron seeds: the ablation's runs, the distribution, the data's properties
+    seeds = pd.read_csv(tables / "perceptron_seeds_runs.csv")
+    assert seeds["run"].tolist() == ["perceptron", "perceptron-default-s1"]
+    distribution = pd.read_csv(tables / "perceptron_seeds.csv")
+    assert distribution.loc[0, "test_ar_last_median"] == pytest.approx(
+        float(np.median(seeds["test_ar_last"]))
+    )
+    desired = pd.read_parquet(tmp_path / "results" / "data" / "perceptron-s1" / "desired.parquet")
+    assert seeds.loc[1, "desired_label_balance"] == pytest.approx(desired["y"].mean())
+    assert seeds["teacher_desired_angle"].between(0, 180).all()
+
+    # the scale study: the sweep's two settings over 2 seeds, the fit as numpy's polyfit
+    scale = pd.read_csv(tables / "transformer_scale_runs.csv")
+    assert scale["run"].tolist() == [
+        "transformer-T10-N32-V96",  # the sweep's run at the main seed
+        "transformer-T10-N32-V96-s1",
+        "transformer",  # the main run
+        "transformer-T20-N64-V128-s1",
+    ]
+    np.testing.assert_allclose(scale["ln_TN"], np.log(scale["steps"] * scale["n_train"]))
+    fit = json.loads((tables / "transformer_scale_fit.json").read_text())
+    slope, intercept = np.polyfit(scale["ln_TN"], scale["test_ar"], 1)
+    assert fit["b"] == pytest.approx(slope) and fit["a"] == pytest.approx(intercept)
+    assert fit["prediction_low"] < fit["predicted_ar"] < fit["prediction_high"]
+
+    figures = tmp_path / "results" / "figures"
+    for name in ("perceptron_ablation", "transformer_ablation", "perceptron_seeds",
+                 "transformer_scale"):  # fmt: skip
+        for ext in ("pdf", "png"):
+            assert_drawn(figures / f"{name}.{ext}")
+    # none of them is part of `all`
     assert not (smoke_run / "results" / "tables" / "perceptron_ablation.csv").exists()
+    assert not (smoke_run / "results" / "transformer-authors-s0").exists()
+
+
+def yaml_file(path: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def test_scale_fit_recovers_a_known_line_and_its_intervals_cover():
+    from pipeline.analysis.scale import fit_line
+
+    rng = np.random.default_rng(1)
+    x = np.repeat(np.log([50 * 64, 100 * 128, 150 * 256, 300 * 512]), 3)
+    exact = fit_line(x, 0.4 + 0.15 * x)
+    assert exact.slope == pytest.approx(0.15) and exact.intercept == pytest.approx(0.4)
+    covered, new_covered, trials = 0, 0, 1000
+    x0 = np.log(4000 * 16384)
+    for _ in range(trials):
+        fit = fit_line(x, 0.4 + 0.15 * x + rng.normal(0, 0.05, len(x)))
+        low, high = fit.slope_interval()
+        covered += low <= 0.15 <= high
+        new = 0.4 + 0.15 * x0 + rng.normal(0, 0.05)
+        new_covered += abs(new - fit.predict(x0)) <= fit.half_width(x0, new_run=True)
+    # 95 % intervals cover about 95 % of the time (± 3 binomial sd of 1000 trials)
+    assert 0.93 <= covered / trials <= 0.97
+    assert 0.93 <= new_covered / trials <= 0.97
+    with pytest.raises(ValueError, match="transformer_scale"):
+        fit_line(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0]))
 
 
 def test_ablation_figure_draws_every_variant_and_the_paper_line(tmp_path):

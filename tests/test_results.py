@@ -32,6 +32,7 @@ def write(path, **columns):
         ("results/perceptron-x/policy_history.parquet", "optimize_policy"),
         ("results/transformer/dumps/epoch10000/examples.parquet", "evaluate_policy"),
         ("results/transformer/learning_law/sim_per_step.parquet", "learning_law"),
+        ("results/tables/transformer_ablation_runs.csv", "ablation_table"),
         ("elsewhere/file.parquet", None),
     ],
 )

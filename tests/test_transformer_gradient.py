@@ -6,12 +6,24 @@ import torch
 from pipeline.models.transformer import Transformer, TransformerShape
 from pipeline.policy.adjoint import policy_gradient
 from pipeline.policy.simplex import project_to_simplex
+from pipeline.stability import READINGS
 from tests.test_adjoint import unrolled_objective
 
 
-def transformer_problem(seed: int = 0, n: int = 5, k: int = 3, steps: int = 4):
-    shape = TransformerShape(vocab_size=30, seq_len=8, n_layer=2, n_embd=16, n_head=2)
-    model = Transformer(shape)
+def transformer_problem(
+    seed: int = 0, n: int = 5, k: int = 3, steps: int = 4, reading: str = "ours"
+):
+    model_settings = READINGS[reading]
+    shape = TransformerShape(
+        vocab_size=30,
+        seq_len=8,
+        n_layer=2,
+        n_embd=16,
+        n_head=2,
+        attention_scale=model_settings["attention_scale"],
+        norm=model_settings["norm"],
+    )
+    model = Transformer(shape, init=model_settings["init"])
     g = torch.Generator().manual_seed(seed)
     train = {"tokens": torch.randint(3, 30, (n, 8), generator=g)}
     train["tokens"][1, 5:] = 0  # padded sequences, as in the data
@@ -21,9 +33,12 @@ def transformer_problem(seed: int = 0, n: int = 5, k: int = 3, steps: int = 4):
     return model, train, desired, theta0, policy
 
 
+@pytest.mark.parametrize("reading", list(READINGS))
 @pytest.mark.parametrize("checkpoint_every", [1, 3])
-def test_transformer_policy_gradient_equals_autograd_through_unrolled_loop(checkpoint_every):
-    model, train, desired, theta0, policy = transformer_problem()
+def test_transformer_policy_gradient_equals_autograd_through_unrolled_loop(
+    checkpoint_every, reading
+):
+    model, train, desired, theta0, policy = transformer_problem(reading=reading)
     eta = 0.5
     result = policy_gradient(model, theta0, train, desired, policy, eta, checkpoint_every)
     gamma = policy.clone().requires_grad_(True)

@@ -1,12 +1,14 @@
-"""The Perceptron ablation: what the acceleration ratio depends on, over seeds.
+"""An experiment's ablation (Perceptron or Transformer): what the AR depends on, over seeds.
 
-Every run of the ablation (a variant of the Perceptron settings at one seed) gives one row of
-`run_metrics`; `variant_table` aggregates the rows of a variant to mean ± sd over its seeds.
-Torch-free, like every analysis job.
+Every run of the ablation (a variant of the experiment's settings at one seed) gives one row of
+`run_metrics`; `variant_table` aggregates the rows of a variant to mean ± sd over its seeds, and
+`distribution_table` to median, quartiles and range (`perceptron_seeds`). Torch-free, like every
+analysis job.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +30,12 @@ METRICS = [
     ("test_cr_selected", "test CR, selected"),
     ("best_test_epoch", "epoch of lowest test AUC"),
     ("selected_epoch", "selected epoch"),
+    ("best_saved_epoch", "best saved epoch (highest test AR)"),
+    ("test_ar_best_saved", "test AR, best saved epoch"),
 ]
+
+#: Prefix of the runs table's per-epoch test AR columns: test_ar_epoch0001, …
+EPOCH_AR = "test_ar_epoch"
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class AblationRun:
     last: str  # steps.parquet of the last epoch's policy
     selected: str  # steps.parquet of the near-optimal policy (the last one under `last`)
     history: str  # policy_history.parquet
+    epochs: dict[int, str] | None = None  # saved epoch → steps.parquet (`every_saved_epoch`)
 
 
 def run_metrics(files: AblationRun, steps: int, log_vocab: float) -> dict:
@@ -64,6 +72,14 @@ def run_metrics(files: AblationRun, steps: int, log_vocab: float) -> dict:
     else:
         selected_epoch = int(history["epoch"].iloc[-1])
     objective = history["objective"].to_numpy()
+    per_epoch = {
+        f"{EPOCH_AR}{epoch:04d}": acceleration_ratio(
+            conv_test,
+            read_pipeline_parquet(path, ["test_loss"]).to_pandas()["test_loss"].to_numpy(),
+        )
+        for epoch, path in sorted((files.epochs or {}).items())
+    }
+    best = max(per_epoch, key=per_epoch.get) if per_epoch else None
     return {
         "variant": files.variant,
         "seed": files.seed,
@@ -79,6 +95,9 @@ def run_metrics(files: AblationRun, steps: int, log_vocab: float) -> dict:
         "test_cr_selected": cr(selected),
         "best_test_epoch": int(history["epoch"].iloc[int(np.argmin(history["test_auc"]))]),
         "selected_epoch": selected_epoch,
+        "best_saved_epoch": int(best[len(EPOCH_AR) :]) if best else math.nan,
+        "test_ar_best_saved": per_epoch[best] if best else math.nan,
+        **per_epoch,
     }
 
 
@@ -94,6 +113,51 @@ def variant_table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
             row[f"{column}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: (column, heading) of the AR distributions of `distribution_table`.
+DISTRIBUTED = [("test_ar_last", "test AR, last"), ("desired_ar", "desired AR, last")]
+
+
+def distribution_table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per variant: the seeds, and of each AR in `DISTRIBUTED` the mean, sd (n − 1), median,
+    quartiles (linear interpolation) and range over the seeds."""
+    rows = []
+    for variant in order:
+        values_of = runs[runs["variant"] == variant]
+        row: dict = {"variant": variant, "seeds": len(values_of)}
+        for column, _ in DISTRIBUTED:
+            values = values_of[column].to_numpy(dtype=float)
+            q1, median, q3 = np.percentile(values, [25, 50, 75])
+            row |= {
+                f"{column}_mean": float(values.mean()),
+                f"{column}_sd": float(values.std(ddof=1)),
+                f"{column}_median": float(median),
+                f"{column}_q1": float(q1),
+                f"{column}_q3": float(q3),
+                f"{column}_min": float(values.min()),
+                f"{column}_max": float(values.max()),
+            }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def shown_distribution(table: pd.DataFrame) -> pd.DataFrame:
+    """The distribution table for people: mean ± sd, median [Q1, Q3], range per AR."""
+    shown = pd.DataFrame({"variant": table["variant"], "seeds": table["seeds"]})
+    for column, heading in DISTRIBUTED:
+        c = {k: table[f"{column}_{k}"] for k in ("mean", "sd", "median", "q1", "q3", "min", "max")}
+        shown[f"{heading}: mean ± sd"] = [
+            mean_sd(m, s) for m, s in zip(c["mean"], c["sd"], strict=True)
+        ]
+        shown[f"{heading}: median [Q1, Q3]"] = [
+            f"{m:.2f} [{a:.2f}, {b:.2f}]"
+            for m, a, b in zip(c["median"], c["q1"], c["q3"], strict=True)
+        ]
+        shown[f"{heading}: range"] = [
+            f"{a:.2f} – {b:.2f}" for a, b in zip(c["min"], c["max"], strict=True)
+        ]
+    return shown
 
 
 def mean_sd(mean: float, sd: float, spec: str = ".2f") -> str:
@@ -117,21 +181,29 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def header(definitions: dict, order: list[str], seeds: list[int]) -> str:
+def header(
+    kind: str, definitions: dict, order: list[str], seeds: list[int], base: dict | None = None
+) -> str:
     """The Markdown table's heading: what each variant changes, and the paper's number."""
+    drawn = "the data and θ_0" if kind == "perceptron" else "θ_0; the data are shared"
+    source = "Figure 5a" if kind == "perceptron" else "Figure 5b"
     lines = [
-        "# Perceptron ablation: what the acceleration ratio depends on",
+        f"# {kind.capitalize()} ablation: what the acceleration ratio depends on",
         "",
-        f"Mean ± sd over seeds {', '.join(map(str, seeds))} (a seed draws the data and θ_0). "
+        f"Mean ± sd over seeds {', '.join(map(str, seeds))} (a seed draws {drawn}). "
         "AR and CR on the held-out test set unless marked *desired* (the set J is computed on). "
         "*Last*: the policy of the last epoch; *selected*: the near-optimal policy of the run "
         "(the last one, or under `policy.selection: validation` the epoch with the lowest AUC "
         "on the held-out quarter of the desired set). *Epoch of lowest test AUC*: over every "
-        "epoch, for information only (the test set chooses nothing).",
+        "epoch, for information only (the test set chooses nothing). *Best saved epoch*: the "
+        "saved policy with the highest test AR, when every saved policy is evaluated "
+        "(`every_saved_epoch`; the AR of each is in the runs table).",
         "",
-        f"Paper (Figure 5a, test set): AR = {paper.ACCELERATION_RATIO['perceptron']:.2f}×.",
+        f"Paper ({source}, test set): AR = {paper.ACCELERATION_RATIO[kind]:.2f}×.",
         "",
-        "Variants (each a partial `perceptron` block merged onto config.yaml's):",
+        f"Variants (each a partial `{kind}` block merged onto config.yaml's"
+        + (f", after the ablation's base {base}" if base else "")
+        + "):",
         "",
     ]
     for name in order:

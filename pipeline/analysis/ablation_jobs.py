@@ -1,16 +1,18 @@
-"""The jobs of workflow/rules/ablation.smk: the Perceptron ablation's table and figure."""
+"""The jobs of workflow/rules/ablation.smk: an experiment's ablation table and figure, and the
+Perceptron seeds study."""
 
 from __future__ import annotations
 
 import logging
-import math
 
 import pandas as pd
 
 from pipeline.analysis.ablation import (
     AblationRun,
+    distribution_table,
     header,
     run_metrics,
+    shown_distribution,
     shown_table,
     variant_table,
 )
@@ -20,32 +22,42 @@ from pipeline.runtime import job, rule_log
 log = logging.getLogger("pipeline.ablation")
 
 
+def ablation_runs_frame(smk) -> pd.DataFrame:
+    """One row of `run_metrics` per run of the rule's `params.table["runs"]`, written to
+    output.runs."""
+    table = smk.params.table
+    files = [
+        AblationRun(variant, seed, run, conv, last, selected, history, table["epochs"][run])
+        for (variant, seed, run), conv, last, selected, history in zip(
+            table["runs"],
+            smk.input.conventional,
+            smk.input.last,
+            smk.input.selected,
+            smk.input.history,
+            strict=True,
+        )
+    ]
+    runs = pd.DataFrame(
+        [run_metrics(f, table["steps"][f.run], table["log_vocab"][f.run]) for f in files]
+    )
+    runs.to_csv(smk.output.runs, index=False)
+    for row in runs.itertuples():
+        log.info(
+            "%s: test AR last %.3f, selected %.3f (epoch %d), desired AR %.3f, J −%.1f%%",
+            row.run,
+            row.test_ar_last,
+            row.test_ar_selected,
+            row.selected_epoch,
+            row.desired_ar,
+            row.j_reduction_pct,
+        )
+    return runs
+
+
 def ablation_table_job(smk) -> None:
-    """results/tables/perceptron_ablation.{csv,md} (per variant) and ..._runs.csv (per run)."""
+    """results/tables/<experiment>_ablation.{csv,md} (per variant) and ..._runs.csv (per run)."""
     with job(rule_log(smk)):
-        files = [
-            AblationRun(variant, seed, run, conv, last, selected, history)
-            for (variant, seed, run), conv, last, selected, history in zip(
-                smk.params.runs,
-                smk.input.conventional,
-                smk.input.last,
-                smk.input.selected,
-                smk.input.history,
-                strict=True,
-            )
-        ]
-        runs = pd.DataFrame([run_metrics(f, smk.params.steps[f.run], math.log(2)) for f in files])
-        runs.to_csv(smk.output.runs, index=False)
-        for row in runs.itertuples():
-            log.info(
-                "%s: test AR last %.3f, selected %.3f (epoch %d), desired AR %.3f, J −%.1f%%",
-                row.run,
-                row.test_ar_last,
-                row.test_ar_selected,
-                row.selected_epoch,
-                row.desired_ar,
-                row.j_reduction_pct,
-            )
+        runs = ablation_runs_frame(smk)
         order = list(smk.params.variants)
         table = variant_table(runs, order)
         write_table(
@@ -53,7 +65,40 @@ def ablation_table_job(smk) -> None:
             shown_table(table),
             smk.output.csv,
             smk.output.md,
-            header(smk.params.definitions, order, list(smk.params.seeds)),
+            header(
+                smk.params.table["kind"],
+                smk.params.definitions,
+                order,
+                list(smk.params.seeds),
+                smk.params.base,
+            ),
+        )
+
+
+def seeds_table_job(smk) -> None:
+    """results/tables/perceptron_seeds.{csv,md}: the AR's distribution over many seeds, and
+    ..._runs.csv with what makes each data draw easy or hard."""
+    from pipeline.analysis.seeds import data_difficulty, seeds_header
+
+    with job(rule_log(smk)):
+        runs = ablation_runs_frame(smk)
+        difficulty = pd.DataFrame(
+            [
+                data_difficulty(train, desired)
+                for train, desired in zip(smk.input.train, smk.input.desired, strict=True)
+            ],
+            index=[run for _, _, run in smk.params.table["runs"]],
+        )
+        runs = runs.join(difficulty, on="run")
+        runs.to_csv(smk.output.runs, index=False)
+        order = list(smk.params.variants)
+        table = distribution_table(runs, order)
+        write_table(
+            table,
+            shown_distribution(table),
+            smk.output.csv,
+            smk.output.md,
+            seeds_header(order, list(smk.params.seeds)),
         )
 
 
@@ -61,4 +106,50 @@ def ablation_figure_job(smk) -> None:
     from pipeline.plots.ablation import plot_ablation
 
     with job(rule_log(smk)):
-        plot_ablation(pd.read_csv(smk.input.runs), list(smk.params.variants), smk.output)
+        plot_ablation(
+            pd.read_csv(smk.input.runs), list(smk.params.variants), smk.output, smk.params.kind
+        )
+
+
+def seeds_figure_job(smk) -> None:
+    from pipeline.plots.ablation import plot_seeds
+
+    with job(rule_log(smk)):
+        plot_seeds(pd.read_csv(smk.input.runs), list(smk.params.variants), smk.output)
+
+
+def scale_table_job(smk) -> None:
+    """results/tables/transformer_scale.{csv,md,json} and ..._runs.csv: AR per run and scale,
+    the fit against ln(T·N) and its extrapolation to the paper's scale."""
+    import json
+
+    from pipeline.analysis.scale import points_table, scale_markdown, scale_row, scale_summary
+
+    with job(rule_log(smk)):
+        runs = pd.DataFrame(
+            [
+                scale_row(point, seed, run, conv, last)
+                for (point, seed, run), conv, last in zip(
+                    smk.params.runs, smk.input.conventional, smk.input.last, strict=True
+                )
+            ]
+        )
+        runs.to_csv(smk.output.runs, index=False)
+        table = points_table(runs)
+        table.to_csv(smk.output.csv, index=False)
+        summary = scale_summary(runs, *smk.params.target)
+        with open(smk.output.fit, "w") as file:
+            json.dump(summary, file, indent=2)
+        with open(smk.output.md, "w") as file:
+            file.write(scale_markdown(table, summary))
+        log.info("%s", scale_markdown(table, summary))
+
+
+def scale_figure_job(smk) -> None:
+    from pipeline.analysis.scale import fit_line, points_table
+    from pipeline.plots.scale import plot_scale
+
+    with job(rule_log(smk)):
+        runs = pd.read_csv(smk.input.runs)
+        fit = fit_line(runs["ln_TN"].to_numpy(), runs["test_ar"].to_numpy())
+        plot_scale(points_table(runs), fit, tuple(smk.params.target), smk.output)

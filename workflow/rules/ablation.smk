@@ -1,35 +1,38 @@
-# The Perceptron ablation (`snakemake --cores all perceptron_ablation`, not part of `all`): each
-# variant of `perceptron_ablation` at each seed is a run of its own (perceptron-<variant>-s<seed>)
-# built by the generic rules of data.smk and train.smk; only the policies the table needs are
-# evaluated (conventional, last, and the selected one under `policy.selection: validation`).
+# The ablations (`snakemake --cores all perceptron_ablation`, `... transformer_ablation`) and the
+# Perceptron seeds study (`... perceptron_seeds`), none part of `all`: each variant of
+# `<experiment>_ablation` at each seed is a run of its own (<experiment>-<variant>-s<seed>) built
+# by the generic rules of data.smk and train.smk; only the policies the tables need are evaluated
+# (conventional, last, the selected one under `policy.selection: validation`, and with
+# `every_saved_epoch` every saved one). One rule per output serves both experiments.
 
-ABLATION = ablation_runs(config)
 
-
-rule perceptron_ablation_table:
+rule ablation_table:
     input:
-        conventional=[steps_dump(run, "conventional") for _, _, run in ABLATION],
-        last=[steps_dump(run, last_policy(run)) for _, _, run in ABLATION],
-        selected=[steps_dump(run, near_optimal(run)) for _, _, run in ABLATION],
-        history=[f"results/{run}/policy_history.parquet" for _, _, run in ABLATION],
+        unpack(
+            lambda w: run_table_inputs(ablation_of(w.experiment), every_saved_epoch(w.experiment))
+        ),
     output:
         csv=report(
-            "results/tables/perceptron_ablation.csv",
-            caption="../report/perceptron_ablation_table.rst",
+            "results/tables/{experiment}_ablation.csv",
+            caption="../report/ablation_table.rst",
             category="Tables",
-            subcategory="Perceptron",
-            labels=finding("perceptron_ablation_table"),
+            subcategory="Ablations",
+            labels=lambda w: report_labels(f"{w.experiment}_ablation_table"),
         ),
-        md="results/tables/perceptron_ablation.md",
-        runs="results/tables/perceptron_ablation_runs.csv",
+        md="results/tables/{experiment}_ablation.md",
+        runs="results/tables/{experiment}_ablation_runs.csv",
     params:
-        runs=ABLATION,
-        steps={run: settings(run)["train"]["steps"] for _, _, run in ABLATION},
-        variants=config["perceptron_ablation"]["variants"],
-        seeds=config["perceptron_ablation"]["seeds"],
-        definitions=config["perceptron_ablation"]["definitions"],
+        table=lambda w: run_table_params(
+            w.experiment, ablation_of(w.experiment), every_saved_epoch(w.experiment)
+        ),
+        variants=lambda w: config[f"{w.experiment}_ablation"]["variants"],
+        seeds=lambda w: config[f"{w.experiment}_ablation"]["seeds"],
+        definitions=lambda w: config[f"{w.experiment}_ablation"]["definitions"],
+        base=lambda w: config[f"{w.experiment}_ablation"].get("base", {}),
+    wildcard_constraints:
+        experiment="perceptron|transformer",
     log:
-        "results/logs/tables/perceptron_ablation.log",
+        "results/logs/tables/{experiment}_ablation.log",
     conda:
         ENV
     threads: 1
@@ -37,25 +40,28 @@ rule perceptron_ablation_table:
         mem_mb=2000,
         runtime=10,
     script:
-        "../scripts/perceptron_ablation_table.py"
+        "../scripts/ablation_table.py"
 
 
-rule perceptron_ablation_figure:
+rule ablation_figure:
     input:
-        runs="results/tables/perceptron_ablation_runs.csv",
+        runs="results/tables/{experiment}_ablation_runs.csv",
     output:
-        pdf="results/figures/perceptron_ablation.pdf",
+        pdf="results/figures/{experiment}_ablation.pdf",
         png=report(
-            "results/figures/perceptron_ablation.png",
-            caption="../report/perceptron_ablation.rst",
+            "results/figures/{experiment}_ablation.png",
+            caption="../report/ablation.rst",
             category="Figures",
-            subcategory="Perceptron",
-            labels=finding("perceptron_ablation"),
+            subcategory="Ablations",
+            labels=lambda w: report_labels(f"{w.experiment}_ablation"),
         ),
     params:
-        variants=config["perceptron_ablation"]["variants"],
+        variants=lambda w: config[f"{w.experiment}_ablation"]["variants"],
+        kind=lambda w: w.experiment,
+    wildcard_constraints:
+        experiment="perceptron|transformer",
     log:
-        "results/logs/figures/perceptron_ablation.log",
+        "results/logs/figures/{experiment}_ablation.log",
     conda:
         ENV
     threads: 1
@@ -63,16 +69,129 @@ rule perceptron_ablation_figure:
         mem_mb=2000,
         runtime=10,
     script:
-        "../scripts/perceptron_ablation_figure.py"
+        "../scripts/ablation_figure.py"
 
 
 rule perceptron_ablation:
     input:
-        rules.perceptron_ablation_table.output,
-        rules.perceptron_ablation_figure.output,
+        ablation_outputs("perceptron"),
 
 
-TARGETS["perceptron_ablation"] += [
-    *rules.perceptron_ablation_table.output,
-    *rules.perceptron_ablation_figure.output,
+rule transformer_ablation:
+    input:
+        ablation_outputs("transformer"),
+
+
+TARGETS["perceptron_ablation"] += ablation_outputs("perceptron")
+TARGETS["transformer_ablation"] += ablation_outputs("transformer")
+
+SEEDS_RUNS = perceptron_seeds_runs(config)
+
+
+rule perceptron_seeds_table:
+    input:
+        **run_table_inputs(SEEDS_RUNS),
+        train=[f"results/data/{settings(run)['data_name']}/train.parquet" for *_, run in SEEDS_RUNS],
+        desired=[
+            f"results/data/{settings(run)['data_name']}/desired.parquet" for *_, run in SEEDS_RUNS
+        ],
+    output:
+        csv="results/tables/perceptron_seeds.csv",
+        md="results/tables/perceptron_seeds.md",
+        runs="results/tables/perceptron_seeds_runs.csv",
+    params:
+        table=run_table_params("perceptron", SEEDS_RUNS),
+        variants=config["perceptron_seeds"]["variants"],
+        seeds=config["perceptron_seeds"]["seeds"],
+    log:
+        "results/logs/tables/perceptron_seeds.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/perceptron_seeds_table.py"
+
+
+rule perceptron_seeds_figure:
+    input:
+        runs="results/tables/perceptron_seeds_runs.csv",
+    output:
+        pdf="results/figures/perceptron_seeds.pdf",
+        png="results/figures/perceptron_seeds.png",
+    params:
+        variants=config["perceptron_seeds"]["variants"],
+    log:
+        "results/logs/figures/perceptron_seeds.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/perceptron_seeds_figure.py"
+
+
+rule perceptron_seeds:
+    input:
+        rules.perceptron_seeds_table.output,
+        rules.perceptron_seeds_figure.output,
+
+SCALE_RUNS = scale_runs(config)
+SCALE_TARGET = [
+    config["transformer_scale"]["target_steps"],
+    config["transformer_scale"]["target_n_train"],
 ]
+
+
+rule transformer_scale_table:
+    input:
+        conventional=[steps_dump(run, "conventional") for *_, run in SCALE_RUNS],
+        last=[steps_dump(run, last_policy(run)) for *_, run in SCALE_RUNS],
+    output:
+        csv="results/tables/transformer_scale.csv",
+        md="results/tables/transformer_scale.md",
+        fit="results/tables/transformer_scale_fit.json",
+        runs="results/tables/transformer_scale_runs.csv",
+    params:
+        runs=SCALE_RUNS,
+        target=SCALE_TARGET,
+    log:
+        "results/logs/tables/transformer_scale.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/transformer_scale_table.py"
+
+
+rule transformer_scale_figure:
+    input:
+        runs="results/tables/transformer_scale_runs.csv",
+    output:
+        pdf="results/figures/transformer_scale.pdf",
+        png="results/figures/transformer_scale.png",
+    params:
+        target=SCALE_TARGET,
+    log:
+        "results/logs/figures/transformer_scale.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/transformer_scale_figure.py"
+
+
+rule transformer_scale:
+    input:
+        rules.transformer_scale_table.output,
+        rules.transformer_scale_figure.output,

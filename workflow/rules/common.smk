@@ -18,11 +18,13 @@ from pipeline.config import (
     ablation_runs,
     all_run_names,
     dataset_run,
+    perceptron_seeds_runs,
     policy_name,
     run_names,
     run_processes,
     run_settings,
     saved_epochs,
+    scale_runs,
     scaling_sweep_runs,
     validate_config,
 )
@@ -61,7 +63,7 @@ TRAIN_ENV = (
 wildcard_constraints:
     run="|".join(all_run_names(config)) or "none",
     policy=r"(?!online_)[A-Za-z0-9_.-]+",  # any name but the online policies' (online.smk): policy_input() lists the run's policies if unknown
-    dataset=r"tinystories(-N\d+-V\d+)?(-s\d+)?",
+    dataset=r"tinystories(-N\d+-V\d+(-[a-z_]+[0-9.e+-]+)*)?(-s\d+)?",
     pdataset=r"perceptron(-[A-Za-z0-9_.+-]+)?",
 
 
@@ -189,9 +191,70 @@ def policy_input(wildcards):
     return {"policies": f"results/{wildcards.run}/policies"}
 
 
+# The ablations, the Perceptron seeds and the scale study (workflow/rules/ablation.smk).
+
+
+def ablation_of(kind):
+    """(variant, seed, run) of an experiment's ablation."""
+    return ablation_runs(config, kind)
+
+
+def every_saved_epoch(kind):
+    return config[f"{kind}_ablation"]["every_saved_epoch"]
+
+
+def saved_policy_dumps(runs, every):
+    """{run: {epoch: steps.parquet}}: every saved epoch after 0 if `every`, else none."""
+    if not every:
+        return {run: {} for _, _, run in runs}
+    out = {}
+    for _, _, run in runs:
+        policy = settings(run)["policy"]
+        epochs = saved_epochs(policy["epochs"], policy["save_every"])
+        out[run] = {e: steps_dump(run, policy_name(e)) for e in epochs if e > 0}
+    return out
+
+
+def run_table_inputs(runs, every=False):
+    """The files a runs table reads: the conventional, last and selected curves, the history,
+    and every saved epoch's curves where the ablation asks for them."""
+    return {
+        "conventional": [steps_dump(run, "conventional") for _, _, run in runs],
+        "last": [steps_dump(run, last_policy(run)) for _, _, run in runs],
+        "selected": [steps_dump(run, near_optimal(run)) for _, _, run in runs],
+        "history": [f"results/{run}/policy_history.parquet" for _, _, run in runs],
+        "epochs": sorted(
+            {p for epochs in saved_policy_dumps(runs, every).values() for p in epochs.values()}
+        ),
+    }
+
+
+def run_table_params(kind, runs, every=False):
+    """What the runs table's job needs beside its input files."""
+    return {
+        "runs": runs,
+        "kind": kind,
+        "steps": {run: settings(run)["train"]["steps"] for _, _, run in runs},
+        "log_vocab": {run: log_vocab(run) for _, _, run in runs},
+        "epochs": saved_policy_dumps(runs, every),
+    }
+
+
+def ablation_outputs(kind):
+    names = [f"results/tables/{kind}_ablation.{ext}" for ext in ("csv", "md")]
+    names += [f"results/tables/{kind}_ablation_runs.csv"]
+    return names + [f"results/figures/{kind}_ablation.{ext}" for ext in ("pdf", "png")]
+
+
 # The default target's files, per experiment: each rules file appends its figures and tables;
 # files drawing on both experiments (the page of results at a glance) go to EXTRA_TARGETS.
-TARGETS = {"perceptron": [], "transformer": [], "perceptron_ablation": [], "online_policies": []}
+TARGETS = {
+    "perceptron": [],
+    "transformer": [],
+    "perceptron_ablation": [],
+    "transformer_ablation": [],
+    "online_policies": [],
+}
 EXTRA_TARGETS = []
 
 

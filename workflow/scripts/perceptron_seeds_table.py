@@ -1,0 +1,3 @@
+from pipeline.analysis import ablation_jobs
+
+ablation_jobs.seeds_table_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)
