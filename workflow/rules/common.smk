@@ -235,7 +235,7 @@ def run_table_params(kind, runs, every=False):
         "runs": runs,
         "kind": kind,
         "steps": {run: settings(run)["train"]["steps"] for _, _, run in runs},
-        "log_vocab": {run: log_vocab(run) for _, _, run in runs},
+        "log_vocab": {run: log_vocab(settings(run)) for _, _, run in runs},
         "epochs": saved_policy_dumps(runs, every),
     }
 
