@@ -518,7 +518,10 @@ def write_report(result: dict, json_path: str | Path, md_path: str | Path) -> No
 def device_check_job(smk) -> None:
     """`rule device_check`: run the check, log and write the report, fail above tolerance."""
     with job(rule_log(smk), smk.threads):
-        result = device_check(dict(smk.config))
+        params = smk.params
+        config = {"device": params.device, "dtype": params.dtype, "device_check": params.check}
+        config["seed"] = params.seed
+        result = device_check({**config, **params.experiments})
         write_report(result, smk.output.json, smk.output.md)
         log.info("device check\n%s", markdown(result))
         if not result["passed"]:

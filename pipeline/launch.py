@@ -157,6 +157,14 @@ def first_death(lines: list[str]) -> tuple[int, str] | None:
         for line in lines[start:]:
             rank = rank if rank is not None else _match_int(_TORCHRUN_RANK, line)
             code = code if code is not None else _match_int(_TORCHRUN_EXIT, line)
+        # torchrun orders failures by the time it saw them, which under load can put a survivor's
+        # echo ("Connection reset by peer") first; a process killed by a signal other than the
+        # SIGTERM torchrun stops workers with did not fail because of another: it died first.
+        killed = [
+            (rank, code) for rank, code in _torchrun_failures(lines) if code < 0 and code != -15
+        ]
+        if killed:
+            rank, code = killed[0]
         if rank is not None and code is not None:
             return rank, _exit_description(code)
     for line in lines:
@@ -164,6 +172,18 @@ def first_death(lines: list[str]) -> tuple[int, str] | None:
         if found:
             return int(found[1]), found[2].strip()
     return None
+
+
+def _torchrun_failures(lines: list[str]) -> list[tuple[int, int]]:
+    """(rank, exit code) of every failure torchrun's report lists, in its order."""
+    out, rank = [], None
+    for line in lines:
+        rank = _match_int(_TORCHRUN_RANK, line) if rank is None else rank
+        code = _match_int(_TORCHRUN_EXIT, line)
+        if rank is not None and code is not None:
+            out.append((rank, code))
+            rank = None
+    return out
 
 
 def _match_int(pattern: re.Pattern, line: str) -> int | None:

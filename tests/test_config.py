@@ -247,7 +247,19 @@ def test_target_of_an_unsaved_epoch_fails_at_dag_build(tmp_path):
 
 #: Top-level settings the rules hand to their jobs whole, as `params` (so that a change reruns
 #: the jobs); the experiments' blocks reach the jobs through `run_settings`.
-WHOLE_PARAMS = ("device", "dtype", "learning_law", "scaling_law", "perceptron_ablation")
+WHOLE_PARAMS = ("device", "dtype", "learning_law", "scaling_law", "device_check")
+# blocks the rules pass in parts, each part as it is spelled in a rule's params
+PART_PARAMS = {
+    ("perceptron_ablation", "transformer_ablation"): [
+        'config[f"{w.experiment}_ablation"]["variants"]',
+        'config[f"{w.experiment}_ablation"]["seeds"]',
+        'config[f"{w.experiment}_ablation"]["definitions"]',
+        "every_saved_epoch(w.experiment)",
+    ],
+    ("perceptron_seeds",): ['config["perceptron_seeds"]["variants"]'],
+    ("transformer_scale",): ['config["transformer_scale"]["target_steps"]'],
+    ("online",): ['config["online"]["tau_grid"]'],
+}
 
 
 def what_the_jobs_get(config: dict) -> dict:
@@ -261,6 +273,7 @@ def what_the_jobs_get(config: dict) -> dict:
         "runs": {run: run_settings(config, run) for run in all_run_names(config)},
         "experiments": config["experiments"],
         **{key: config[key] for key in WHOLE_PARAMS},
+        **{key: config[key] for keys in PART_PARAMS for key in keys},
     }
 
 
@@ -271,6 +284,8 @@ def other_values(value: object, schema: dict) -> list[object]:
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else types
     if value is None:
+        if "array" in types:
+            return [[1]]
         return [1 if "integer" in types else 0.5]
     if isinstance(value, bool):
         return [not value]
@@ -362,6 +377,8 @@ def test_every_setting_reaches_a_job():
     rules = "\n".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
     for key in WHOLE_PARAMS:
         assert re.search(rf'^\s+\w+=config\["{key}"\]', rules, re.MULTILINE), key
+    for parts in PART_PARAMS.values():
+        assert all(part in rules for part in parts), parts
     package = [p for p in (ROOT / "pipeline").rglob("*.py") if "smk.config" in p.read_text()]
     assert not package, f"jobs reading the configuration instead of their params: {package}"
     ignored, refused = [], []

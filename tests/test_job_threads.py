@@ -47,7 +47,9 @@ smk = SimpleNamespace(
     config={"device": "cpu", "dtype": "float32"},
     input=SimpleNamespace(data=["data/train.parquet"]),
     output=SimpleNamespace(steps="steps.parquet", examples="examples.parquet"),
-    params=SimpleNamespace(settings=settings, seed=0, policy="conventional"),
+    params=SimpleNamespace(
+        settings=settings, seed=0, policy="conventional", device="cpu", dtype="float32"
+    ),
     log=[],
     threads=int(sys.argv[1]),
 )

@@ -19,7 +19,7 @@ from snakemake_executor_plugin_slurm.utils import set_gres_string
 from tests.conftest import ROOT, SMOKE, snakemake
 
 PAPER = str(ROOT / "workflow" / "presets" / "paper.yaml")
-TRAINING_RULES = {"optimize_policy", "evaluate_policy"}
+TRAINING_RULES = {"optimize_policy", "evaluate_policy", "evaluate_online"}
 
 
 def profile(name: str) -> dict:

@@ -17,6 +17,9 @@ rule device_check:
         device=config["device"],
         dtype=config["dtype"],
         check=config["device_check"],
+        # the experiments' blocks, onto which the check merges the smoke and paper presets
+        experiments={kind: config[kind] for kind in ("perceptron", "transformer")},
+        seed=config["seed"],
     log:
         "results/logs/device_check.log",
     conda:

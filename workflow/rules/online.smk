@@ -19,6 +19,8 @@ rule evaluate_online:
         seed=lambda w: settings(w.run)["seed"],
         policies=ONLINE_POLICIES,
         tau_grid=lambda w: config["online"]["tau_grid"][settings(w.run)["kind"]],
+        device=config["device"],  # params, not read from config: a change reruns the job
+        dtype=config["dtype"],
     log:
         "results/logs/{run}/evaluate_online.log",
     benchmark:
