@@ -334,7 +334,9 @@ def evaluate_online_run(spec: dict) -> None:
                 run, theta0, policy, dumped
             )
             if is_main():
-                write_dumps(steps, examples, spec["steps"][rule], spec["examples"][rule])
+                write_dumps(
+                    steps, examples, spec["steps"][rule], spec["examples"][rule], run.settings
+                )
     except TrainingDiverged as err:
         raise _diverged(err, run.settings) from None
     for rule, cost in costs["policies"].items():
