@@ -227,8 +227,9 @@ def failure_message(
             f"memory? a time limit? kill -9?){after}{echo}. The job's outputs were removed; "
             f"{launcher}'s report is above."
         )
-    if first is not None:
-        reports.sort(key=lambda r: r["rank"] != first[0])  # the launcher saw it fail first
+    if first is not None:  # the launcher saw it fail first; an error outside a collective
+        # still comes before it (under load the launcher may see a survivor's echo first)
+        reports.sort(key=lambda r: (r["collective"], r["rank"] != first[0]))
     if not reports:
         return (
             f"{processes} processes under {launcher} failed (exit code {code}) without a Python "

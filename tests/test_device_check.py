@@ -131,7 +131,15 @@ def test_device_check_fails_when_the_device_computes_something_else(tmp_path, mo
     monkeypatch.setattr(Transformer, "losses", wrong_in_float32)
     monkeypatch.setattr(device_check, "return_freed_memory", lambda: None)  # keep pytest's malloc
     outputs = {"json": str(tmp_path / "device_check.json"), "md": str(tmp_path / "check.md")}
-    smk = fake_snakemake(default_config(device="cpu"), {}, outputs, {}, str(tmp_path / "log"))
+    config = default_config(device="cpu")
+    params = {  # as rule device_check passes them
+        "device": config["device"],
+        "dtype": config["dtype"],
+        "check": config["device_check"],
+        "experiments": {kind: config[kind] for kind in ("perceptron", "transformer")},
+        "seed": config["seed"],
+    }
+    smk = fake_snakemake(config, {}, outputs, params, str(tmp_path / "log"))
     with pytest.raises(DeviceCheckFailed, match=r"device_check\.tolerance = 0\.0001"):
         device_check_job(smk)
     report = json.loads((tmp_path / "device_check.json").read_text())
