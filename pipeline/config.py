@@ -646,11 +646,7 @@ def run_settings(config: dict, name: str) -> dict:
         match = next((p for p, s, run in scale_runs(config) if run == name), None)
         if match is None:
             raise _unknown_run(config, name)
-        block["train"]["steps"] = match["steps"]
-        block["data"]["n_train"] = match["n_train"]
-        block["data"]["vocab_size"] = match["vocab_size"]
-        block["policy"]["epochs"] = match.get("policy_epochs", block["policy"]["epochs"])
-        block = merged(block, config["transformer_scale"]["base"])
+        block = merged(_at_sweep_point(block, match), config["transformer_scale"]["base"])
         seed = int(scale["seed"])
     elif kind == "perceptron" and variant:
         raise _unknown_run(config, name)
@@ -662,12 +658,18 @@ def run_settings(config: dict, name: str) -> dict:
         )
         if match is None:
             raise _unknown_run(config, name)
-        block["train"]["steps"] = match["steps"]
-        block["data"]["n_train"] = match["n_train"]
-        block["data"]["vocab_size"] = match["vocab_size"]
-        block["policy"]["epochs"] = match.get("policy_epochs", block["policy"]["epochs"])
+        block = _at_sweep_point(block, match)
     block.update(kind=kind, name=name, seed=seed)
     block["data_name"] = dataset_name(config, block)
+    return block
+
+
+def _at_sweep_point(block: dict, point: dict) -> dict:
+    """An experiment block at a (T, N, V[, policy epochs]) point of a scaling sweep."""
+    block["train"]["steps"] = point["steps"]
+    block["data"]["n_train"] = point["n_train"]
+    block["data"]["vocab_size"] = point["vocab_size"]
+    block["policy"]["epochs"] = point.get("policy_epochs", block["policy"]["epochs"])
     return block
 
 
