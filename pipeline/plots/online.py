@@ -35,7 +35,7 @@ def plot_online_policies(runs: pd.DataFrame, experiment: str, outputs: Sequence[
     order = [p for p in ["conventional", "near_optimal", *ONLINE_POLICIES]
              if p in set(runs["policy"])]  # fmt: skip
     colours = {"conventional": CONVENTIONAL, "near_optimal": NEAR_OPTIMAL, **ONLINE_COLOURS}
-    fig, axes = new_figure(11.0, 3.8, ncols=len(PANELS))
+    fig, axes = new_figure(12.0, 3.8, ncols=len(PANELS), layout="constrained")
     x = np.arange(len(order))
     for ax, (column, title, ylabel, log) in zip(axes, PANELS, strict=True):
         for i, policy in enumerate(order):
