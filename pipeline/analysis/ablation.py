@@ -101,18 +101,30 @@ def run_metrics(files: AblationRun, steps: int, log_vocab: float) -> dict:
     }
 
 
-def variant_table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Per variant (in `order`): the number of seeds, and mean and sd (n − 1) of each metric."""
+def _per_variant(runs: pd.DataFrame, order: list[str], columns: list[str], summary) -> pd.DataFrame:
+    """Per variant (in `order`): the number of seeds and `summary(values)` (suffix → value) of
+    each column over them."""
     rows = []
     for variant in order:
         group = runs[runs["variant"] == variant]
         row: dict = {"variant": variant, "seeds": len(group)}
-        for column, _ in METRICS:
+        for column in columns:
             values = group[column].to_numpy(dtype=float)
-            row[f"{column}_mean"] = float(values.mean())
-            row[f"{column}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+            row |= {f"{column}_{k}": float(v) for k, v in summary(values).items()}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _sd(values: np.ndarray) -> float:
+    """Sample standard deviation (n − 1); NaN for one seed."""
+    return values.std(ddof=1) if len(values) > 1 else math.nan
+
+
+def variant_table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per variant (in `order`): the number of seeds, and mean and sd (n − 1) of each metric."""
+    return _per_variant(
+        runs, order, [c for c, _ in METRICS], lambda v: {"mean": v.mean(), "sd": _sd(v)}
+    )
 
 
 #: (column, heading) of the AR distributions of `distribution_table`.
@@ -122,24 +134,20 @@ DISTRIBUTED = [("test_ar_last", "test AR, last"), ("desired_ar", "desired AR, la
 def distribution_table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """Per variant: the seeds, and of each AR in `DISTRIBUTED` the mean, sd (n − 1), median,
     quartiles (linear interpolation) and range over the seeds."""
-    rows = []
-    for variant in order:
-        values_of = runs[runs["variant"] == variant]
-        row: dict = {"variant": variant, "seeds": len(values_of)}
-        for column, _ in DISTRIBUTED:
-            values = values_of[column].to_numpy(dtype=float)
-            q1, median, q3 = np.percentile(values, [25, 50, 75])
-            row |= {
-                f"{column}_mean": float(values.mean()),
-                f"{column}_sd": float(values.std(ddof=1)),
-                f"{column}_median": float(median),
-                f"{column}_q1": float(q1),
-                f"{column}_q3": float(q3),
-                f"{column}_min": float(values.min()),
-                f"{column}_max": float(values.max()),
-            }
-        rows.append(row)
-    return pd.DataFrame(rows)
+
+    def summary(values: np.ndarray) -> dict[str, float]:
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        return {
+            "mean": values.mean(),
+            "sd": _sd(values),
+            "median": median,
+            "q1": q1,
+            "q3": q3,
+            "min": values.min(),
+            "max": values.max(),
+        }
+
+    return _per_variant(runs, order, [c for c, _ in DISTRIBUTED], summary)
 
 
 def shown_distribution(table: pd.DataFrame) -> pd.DataFrame:
