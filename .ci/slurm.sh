@@ -94,6 +94,10 @@ fi
 # needs a character device per GPU, and /dev/null and /dev/zero stand in (no cgroup confines
 # devices here; jobs run on the CPU, as device: auto finds no CUDA).
 HOST=$(hostname -s)
+# `nproc --all`: plain nproc honours an inherited OMP_NUM_THREADS (a job of the pipeline sets it
+# to 1), and a 1-CPU node leaves the Perceptron's 2-task jobs pending forever (PartitionConfig).
+CPUS=$(nproc --all)
+((CPUS >= 2)) || fail "the Perceptron's jobs run as 2 SLURM tasks and need 2 cores; this machine has $CPUS"
 MEM=$(($(free -m | awk '/^Mem:/ {print $2}') - 1024))
 mkdir -p "$WORK/state" "$WORK/spool" /etc/slurm
 cat >"$WORK/slurm.conf" <<EOF
@@ -120,7 +124,7 @@ SlurmctldPidFile=$WORK/slurmctld.pid
 SlurmdPidFile=$WORK/slurmd.pid
 SlurmctldLogFile=$WORK/slurmctld.log
 SlurmdLogFile=$WORK/slurmd.log
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$MEM Gres=gpu:2 State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 echo "NodeName=$HOST Name=gpu File=/dev/null,/dev/zero" >"$WORK/gres.conf"
@@ -195,6 +199,9 @@ sinfo
 # slurmdbd), no retries; and GPUs requested by the training rules: the Perceptron's jobs run
 # data-parallel in 2 processes (resources.processes follows gpus), each a SLURM task with a GPU.
 mkdir -p "$WORK/run"
+# sbatch exports the caller's environment to the jobs; each job sets its own thread counts.
+unset OMP_NUM_THREADS OMP_THREAD_LIMIT OMP_WAIT_POLICY MKL_NUM_THREADS OPENBLAS_NUM_THREADS \
+	GOTO_NUM_THREADS VECLIB_MAXIMUM_THREADS NUMEXPR_NUM_THREADS
 cat >"$WORK/ci.yaml" <<EOF
 transformer: {data: {local_files: ["$STORIES"]}, resources: {gpus: 1}}
 perceptron: {resources: {gpus: 2}}

@@ -49,6 +49,19 @@ def pytest_runtest_makereport(item, call):
         )
 
 
+@pytest.fixture(autouse=True)
+def restore_environment():
+    """Undo what a test's in-process job set in os.environ (a job sets OMP_NUM_THREADS=1 and
+    friends for what it loads): left there it leaks into every later test's subprocesses, where
+    e.g. `nproc` then reports 1 core and .ci/slurm.sh built a 1-CPU node on which the Perceptron's
+    2-task jobs pended forever."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def stories_path() -> Path:
     """The shared TinyStories copy the end-to-end tests train on: without it they fail under CI
