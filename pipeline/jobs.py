@@ -300,6 +300,29 @@ def evaluate_online(smk) -> None:
     _run_training(smk, "evaluate_online_run", spec)
 
 
+def online_flops(smk) -> None:
+    """The FLOPs of finding and running each policy of a run (pipeline/policy/flops.py), in one
+    process: counted on the run's own shapes, they do not depend on how many run it."""
+    from pipeline.experiment import initial_parameters, load_run
+    from pipeline.policy import online
+    from pipeline.policy.flops import policy_flops
+
+    with job(rule_log(smk), smk.threads, uses_torch=True):
+        spec = _training_spec(smk)
+        run = _load_run(spec)
+        theta0 = initial_parameters(run, spec["seed"])
+        split = load_run(online.split_settings(run.settings), spec["data_dir"], run.device,
+                         run.dtype)  # fmt: skip
+        flops = policy_flops(run, online.held_out_run(split), theta0, smk.params.tau_grid)
+        flops = {"run": run.settings["name"], "seed": spec["seed"], **flops}
+        log.info("FLOPs: conventional run %.3g, policy epoch %.3g (%.2f runs), online: %s",
+                 flops["conventional_run"], flops["policy_epoch"],
+                 flops["policy_epoch"] / flops["conventional_run"],
+                 {r: f"{c['total'] / flops['conventional_run']:.2f} runs"
+                  for r, c in flops["policies"].items()})  # fmt: skip
+        Path(smk.output.flops).write_text(json.dumps(flops, indent=2) + "\n")
+
+
 def evaluate_online_run(spec: dict) -> None:
     """`evaluate_online` in this process. Timed alike (wall seconds of `evaluate_policy`): each
     τ candidate's run, each online policy's evaluation and a conventional evaluation with the
@@ -323,6 +346,10 @@ def evaluate_online_run(spec: dict) -> None:
             chosen = online.choose_tau(held_out, theta0, rule, spec["tau_grid"][rule])
             log.info("%s: τ = %g (held-out AUC per τ: %s)", rule, chosen["tau"],
                      dict(zip(chosen["grid"], chosen["held_out_auc"], strict=True)))  # fmt: skip
+            grid = chosen["grid"]
+            if len(grid) > 1 and chosen["tau"] in (min(grid), max(grid)):
+                log.warning("%s: τ = %g is at an end of `online.tau_grid.%s`: a wider grid might "
+                            "choose further out", rule, chosen["tau"], rule)  # fmt: skip
         else:
             chosen = {"tau": None, "grid": [], "held_out_auc": [], "seconds": 0.0}
         costs["policies"][rule] = {**chosen, "selection_seconds": chosen.pop("seconds")}

@@ -23,6 +23,7 @@ from pipeline.policy.online import (
     choose_tau,
     greedy_row,
     held_out_run,
+    online_policy,
     online_row,
     positive_row,
     softmax_row,
@@ -159,4 +160,56 @@ def test_at_a_glance_row_names_the_best_share_and_is_not_judged():
         "Online", table([0.2, 0.8, math.nan]), table([math.nan, math.nan, math.nan])
     )
     assert found.verdict == judges.OURS and found.paper == "–"
-    assert "Perceptron: online_positive 0.80 of it (AR 1.40× vs near-optimal 1.50×" in found.ours
+    assert (
+        "Perceptron: online_positive 0.80× the near-optimal acceleration (AR 1.40× vs "
+        "near-optimal 1.50×" in found.ours
+    )
+
+
+def test_share_is_averaged_over_the_seeds_with_a_near_optimal_policy_and_edges_are_marked():
+    """Seed 1 has no near-optimal policy (the Transformer's default): its share is NaN and must
+    not turn the mean into NaN; a τ at an end of its grid is marked."""
+    from pipeline.analysis.online import policy_table
+
+    rows = [
+        (0, "conventional", math.nan, False, 1.0, math.nan),
+        (0, "near_optimal", math.nan, False, 1.5, 1.0),
+        (0, "online_greedy", 0.1, True, 1.25, 0.5),
+        (1, "conventional", math.nan, False, 1.0, math.nan),
+        (1, "online_greedy", 0.01, False, 1.35, math.nan),
+    ]
+    runs = pd.DataFrame(rows, columns=["seed", "policy", "tau", "tau_at_edge", "test_ar",
+                                       "share_of_acceleration"])  # fmt: skip
+    for column in ("test_cr", "j", "cost_seconds", "cost_conventional_runs", "cost_flops",
+                   "cost_flops_conventional_runs"):  # fmt: skip
+        runs[column] = 1.0
+    table = policy_table(runs).set_index("policy")
+    assert table.loc["online_greedy", "share_of_acceleration_mean"] == pytest.approx(0.5)
+    assert table.loc["online_greedy", "test_ar_mean"] == pytest.approx(1.3)  # over both seeds
+    assert table.loc["online_greedy", "seeds"] == 2
+    assert table.loc["online_greedy", "tau"] == "0.1* 0.01"
+
+
+def test_flops_of_a_run_extend_exactly_from_one_and_two_steps(one_thread):
+    """The counted FLOPs of T steps (from 1 and 2) equal the count of the whole run, for the
+    conventional, an online policy, and a policy epoch with and without checkpoints."""
+    from pipeline.bench.cost import count_flops
+    from pipeline.policy.flops import epoch_flops, evaluation_flops, with_steps
+    from pipeline.policy.optimize import conventional_policy, epoch_gradient
+    from pipeline.training.evaluate import evaluate_policy
+
+    run = _toy_run()
+    theta0 = torch.zeros(4, dtype=torch.float64)
+    conventional = evaluation_flops(run, theta0)
+    assert conventional == count_flops(lambda: evaluate_policy(run, theta0, None, []))
+    online = evaluation_flops(
+        run, theta0, lambda short: online_policy("online_positive", None, short)
+    )
+    policy = online_policy("online_positive", None, run)
+    assert online == count_flops(lambda: evaluate_policy(run, theta0, policy, []))
+    assert 0 < conventional < online  # CT_t's JVP over the training set each step
+    for k in (1, 3):
+        run.settings["policy"] = {"checkpoint_every": k}
+        whole = count_flops(lambda: epoch_gradient(run, theta0, conventional_policy(run)))
+        assert epoch_flops(run, theta0) == whole, k
+    assert with_steps(run, 2).steps == 2 and run.steps == 30

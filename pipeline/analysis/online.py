@@ -9,6 +9,9 @@ each policy, and the cost of finding it, in wall seconds and in conventional run
 - online: its τ candidates' runs (one per candidate of `online.tau_grid`) and its own run, over
   that conventional run, all timed alike in one job (`results/<run>/online/costs.json`).
 
+and in FLOPs counted on the run's shapes (`results/<run>/online/flops.json`, pipeline/policy/
+flops.py), over the FLOPs of a conventional run: the same ratios free of the machine's load.
+
 Then mean ± sd over the seeds; and for the main run the Learning-Law statistics of the online
 policies (SIM, CR, Property 4.1) with the CR the run's SIM–CR fit predicts from their SIM.
 Torch-free, like every analysis job.
@@ -37,6 +40,8 @@ METRICS = [
     ("j", "J (desired AUC)", ".1f"),
     ("cost_seconds", "cost: wall s", ".1f"),
     ("cost_conventional_runs", "cost: conventional runs", ".3g"),
+    ("cost_flops", "cost: FLOPs", ".3g"),
+    ("cost_flops_conventional_runs", "cost: conventional runs of FLOPs", ".3g"),
     ("share_of_acceleration", "share of the near-optimal acceleration", ".2f"),
 ]
 
@@ -50,15 +55,19 @@ def seed_rows(
     run: str,
     dumps: dict[str, str],
     costs: dict,
+    flops: dict,
     history: str | Path | None,
     steps: int,
     log_vocab: float,
 ) -> list[dict]:
     """One row per policy of one seed. `dumps`: policy → steps.parquet, with `conventional`,
-    `near_optimal` (absent when that seed has no optimised policy) and every online policy."""
+    `near_optimal` (absent when that seed has no optimised policy) and every online policy;
+    `costs`: the wall seconds measured in the online job; `flops`: the counted FLOPs of the
+    `online_flops` job (pipeline/policy/flops.py)."""
     curves = {name: _curves(path) for name, path in dumps.items()}
     conv = curves["conventional"]
     conventional_seconds = float(costs["conventional_seconds"])
+    conventional_flops = float(flops["conventional_run"])
     near_ar = math.nan
     if "near_optimal" in curves:
         near_ar = acceleration_ratio(
@@ -69,25 +78,33 @@ def seed_rows(
         test_auc = float(frame["test_loss"].iloc[1:].sum())
         ar = acceleration_ratio(conv["test_loss"].to_numpy(), frame["test_loss"].to_numpy())
         if name == "conventional":
-            seconds, tau = conventional_seconds, math.nan
+            seconds, tau, work = conventional_seconds, math.nan, conventional_flops
+            at_edge = False
         elif name == "near_optimal":
             epochs = read_pipeline_parquet(history, ["seconds"]).to_pandas()
-            seconds, tau = float(epochs["seconds"].sum()), math.nan
+            seconds, tau, at_edge = float(epochs["seconds"].sum()), math.nan, False
+            work = len(epochs) * float(flops["policy_epoch"])
         else:
             cost = costs["policies"][name]
             seconds = float(cost["seconds"])
             tau = math.nan if cost["tau"] is None else float(cost["tau"])
+            grid = cost.get("grid") or []
+            at_edge = len(grid) > 1 and tau in (min(grid), max(grid))
+            work = float(flops["policies"][name]["total"])
         rows.append(
             {
                 "seed": seed,
                 "run": run,
                 "policy": name,
                 "tau": tau,
+                "tau_at_edge": at_edge,
                 "test_ar": ar,
                 "test_cr": compression_ratio(test_auc, steps, log_vocab),
                 "j": float(frame["desired_loss"].iloc[1:].sum()),
                 "cost_seconds": seconds,
                 "cost_conventional_runs": seconds / conventional_seconds,
+                "cost_flops": work,
+                "cost_flops_conventional_runs": work / conventional_flops,
                 "share_of_acceleration": (ar - 1) / (near_ar - 1) if near_ar != 1 else math.nan,
             }
         )
@@ -101,10 +118,17 @@ def policy_table(runs: pd.DataFrame) -> pd.DataFrame:
         group = runs[runs["policy"] == policy]
         if group.empty:
             continue
-        row: dict = {"policy": policy, "seeds": len(group),
-                     "tau": " ".join(f"{t:g}" for t in group["tau"] if np.isfinite(t))}  # fmt: skip
+        taus = [f"{t:g}" + ("*" if edge else "")
+                for t, edge in zip(group["tau"], group["tau_at_edge"], strict=True)
+                if np.isfinite(t)]  # fmt: skip
+        row: dict = {"policy": policy, "seeds": len(group), "tau": " ".join(taus)}
         for column, _, _ in METRICS:
             values = group[column].to_numpy(dtype=float)
+            if column == "share_of_acceleration":  # only the seeds with a near-optimal policy
+                values = values[~np.isnan(values)]
+            if len(values) == 0:
+                row[f"{column}_mean"] = row[f"{column}_sd"] = math.nan
+                continue
             row[f"{column}_mean"] = float(values.mean())
             row[f"{column}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         rows.append(row)
@@ -139,7 +163,9 @@ def header(experiment: str, seeds: list[int], near_optimal_seeds: list[int]) -> 
             "policy: the near-optimal one's policy epochs, an online one's τ runs (one per "
             "candidate) and its own run; in wall seconds and in conventional runs timed alike "
             "(the machine may be shared: timings are noisy). Share of the near-optimal "
-            "acceleration: (AR − 1)/(AR_near-optimal − 1) at each seed.",
+            "acceleration: (AR − 1)/(AR_near-optimal − 1) at each seed that has a near-optimal "
+            "policy, mean over those seeds. τ marked * is at an edge of its candidate grid: a "
+            "wider grid might choose further out.",
         ]
     )
 

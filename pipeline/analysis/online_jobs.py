@@ -38,7 +38,8 @@ def online_policies_job(smk) -> None:
             if seed in near:
                 dumps["near_optimal"], history = near[seed]
             dumps.update(zip(ONLINE_POLICIES, online, strict=True))
-            rows += seed_rows(seed, run, dumps, read_costs(inp.costs[i]), history, p.steps,
+            rows += seed_rows(seed, run, dumps, read_costs(inp.costs[i]),
+                              read_costs(inp.flops[i]), history, p.steps,
                               p.log_vocab)  # fmt: skip
         runs = pd.DataFrame(rows)
         runs.to_csv(smk.output.runs, index=False)

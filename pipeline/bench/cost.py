@@ -36,11 +36,29 @@ GB = 2**30
 MB = 2**20
 
 
+def _matrix_vector_flops(matrix_shape, vector_shape, *args, out_shape=None, **kwargs) -> int:
+    """2·m·n for an (m × n) matrix times an n-vector (FlopCounterMode does not count them)."""
+    return 2 * math.prod(matrix_shape)
+
+
+def _dot_flops(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * math.prod(a_shape)
+
+
+def _addmv_flops(self_shape, matrix_shape, vector_shape, *args, out_shape=None, **kwargs) -> int:
+    return _matrix_vector_flops(matrix_shape, vector_shape)
+
+
 def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one call of `fn`, as torch's FlopCounterMode counts them (matrix products)."""
+    """FLOPs of one call of `fn`, as torch's FlopCounterMode counts them (matrix products),
+    with matrix-vector products and dot products added (the Perceptron's are nothing else)."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    aten = torch.ops.aten
+    vector_products = {aten.mv: _matrix_vector_flops, aten.addmv: _addmv_flops,
+                       aten.dot: _dot_flops, aten.vdot: _dot_flops}  # fmt: skip
+    with FlopCounterMode(display=False, custom_mapping=vector_products) as counter:
         fn()
     return counter.get_total_flops()
 

@@ -40,6 +40,30 @@ rule evaluate_online:
         "../scripts/evaluate_online.py"
 
 
+rule online_flops:
+    """The FLOPs of each policy of a run, counted on its shapes (pipeline/policy/flops.py)."""
+    input:
+        data=data_files,
+    output:
+        flops="results/{run}/online/flops.json",
+    params:
+        settings=lambda w: settings(w.run),
+        seed=lambda w: settings(w.run)["seed"],
+        tau_grid=lambda w: config["online"]["tau_grid"][settings(w.run)["kind"]],
+        device=config["device"],
+        dtype=config["dtype"],
+    log:
+        "results/logs/{run}/online_flops.log",
+    threads: 1
+    resources:
+        mem_mb=run_resources("mem_mb"),
+        runtime=30,
+    conda:
+        TRAIN_ENV
+    script:
+        "../scripts/online_flops.py"
+
+
 rule online_policies_experiment:
     input:
         conventional=lambda w: [steps_dump(r, "conventional") for _, r in online_runs(config, w.kind)],
@@ -49,6 +73,7 @@ rule online_policies_experiment:
                            for _, r in online_near_optimal_runs(config, w.kind)],
         online=lambda w: [steps_dump(r, p) for _, r in online_runs(config, w.kind) for p in ONLINE_POLICIES],
         costs=lambda w: [f"results/{r}/online/costs.json" for _, r in online_runs(config, w.kind)],
+        flops=lambda w: [f"results/{r}/online/flops.json" for _, r in online_runs(config, w.kind)],
         law_steps=lambda w: [steps_dump(w.kind, p) for p in ONLINE_POLICIES],
         law_examples=lambda w: [f"results/{w.kind}/dumps/{p}/examples.parquet" for p in ONLINE_POLICIES],
         fit="results/{kind}/learning_law/sim_cr_fit.json",
