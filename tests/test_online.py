@@ -213,3 +213,42 @@ def test_flops_of_a_run_extend_exactly_from_one_and_two_steps(one_thread):
         whole = count_flops(lambda: epoch_gradient(run, theta0, conventional_policy(run)))
         assert epoch_flops(run, theta0) == whole, k
     assert with_steps(run, 2).steps == 2 and run.steps == 30
+
+
+def test_seed_rows_count_the_costs_of_each_policy(tmp_path):
+    """Hand-made dumps, costs and FLOPs of one seed: the near-optimal policy costs its stepped
+    epochs' FLOPs and one forward run for the last row (no step), an online policy its counted
+    total, each over a conventional run; AR and the share from the curves."""
+    from pipeline.analysis.online import seed_rows
+
+    def dump(name, test_loss):
+        path = tmp_path / f"{name}.parquet"
+        steps = list(range(len(test_loss)))
+        pd.DataFrame({"step": steps, "test_loss": test_loss, "desired_loss": test_loss}).to_parquet(
+            path
+        )
+        return str(path)
+
+    dumps = {
+        "conventional": dump("conventional", [4.0, 3.0, 2.0, 1.0]),  # reaches 1.0 at t = 3
+        "near_optimal": dump("near_optimal", [4.0, 2.0, 1.0, 0.5]),  # at t = 2: AR 1.5
+        "online_greedy": dump("online_greedy", [4.0, 1.0, 0.5, 0.4]),  # at t = 1: AR 3
+    }
+    history = tmp_path / "history.parquet"
+    pd.DataFrame({"seconds": [10.0, 10.0, 2.0], "step_size": [0.1, 0.05, math.nan]}).to_parquet(
+        history
+    )
+    greedy_cost = {"tau": 0.1, "grid": [0.01, 0.1, 1.0], "seconds": 8.0}
+    costs = {"conventional_seconds": 2.0, "policies": {"online_greedy": greedy_cost}}
+    flops = {"conventional_run": 100, "policy_epoch": 300,
+             "policies": {"online_greedy": {"total": 450}}}  # fmt: skip
+    rows = seed_rows(0, "toy", dumps, costs, flops, history, steps=3, log_vocab=1.0)
+    rows = {row["policy"]: row for row in rows}
+    near, greedy = rows["near_optimal"], rows["online_greedy"]
+    assert near["cost_flops"] == 2 * 300 + 100 and near["cost_flops_conventional_runs"] == 7.0
+    assert near["cost_seconds"] == 22.0 and near["cost_conventional_runs"] == 11.0
+    assert greedy["cost_flops_conventional_runs"] == 4.5 and greedy["cost_conventional_runs"] == 4.0
+    assert near["test_ar"] == 1.5 and greedy["test_ar"] == 3.0
+    assert greedy["share_of_acceleration"] == pytest.approx((3.0 - 1) / (1.5 - 1))
+    assert greedy["tau"] == 0.1 and not greedy["tau_at_edge"]
+    assert rows["conventional"]["cost_flops_conventional_runs"] == 1.0

@@ -20,6 +20,7 @@ from tests.conftest import ROOT, SMOKE, snakemake
 
 PAPER = str(ROOT / "workflow" / "presets" / "paper.yaml")
 TRAINING_RULES = {"optimize_policy", "evaluate_policy", "evaluate_online"}
+ONE_PROCESS_TRAINING = {"online_flops"}  # on the run's device, in one process whatever its count
 
 
 def profile(name: str) -> dict:
@@ -86,11 +87,12 @@ def test_paper_preset_submits_the_training_rules_with_a_gpu(tmp_path):
             shown.add(job.name)
             print(f"{job.name}: {call}", file=sys.stderr)
         assert re.search(r" --mem \d+", call) and re.search(r" -t \d+", call), call
-        if job.name in TRAINING_RULES and job.run.startswith("transformer"):
+        training = job.name in TRAINING_RULES | ONE_PROCESS_TRAINING
+        if training and job.run.startswith("transformer"):
             # transformer.resources of the paper preset: 4 threads, 64 GB, 48 h, 1 GPU
             assert " --gpus=1" in call and " --mem 64000" in call and " -t 2880" in call, call
             assert "--cpus-per-task=4" in call, call
-        elif job.name in TRAINING_RULES:
+        elif training:
             # perceptron.resources: 1 thread, 2 GB, 1 h, no GPU
             assert "--gpus" not in call and " --mem 2000" in call and " -t 60" in call, call
             assert "--cpus-per-task=1" in call, call
@@ -120,6 +122,9 @@ def test_paper_preset_on_eight_gpus_of_one_node_submits_eight_tasks(tmp_path):
     for job in jobs:
         if job.name in TRAINING_RULES and job.run == "perceptron":
             assert "mpi" not in job.resources and " --ntasks=1" in sbatch(job)
+        if job.name in ONE_PROCESS_TRAINING and job.run.startswith("transformer"):
+            call = sbatch(job)
+            assert " --gpus=1" in call and " --mem 64000" in call and "mpi" not in job.resources
 
 
 def test_no_gpu_request_when_gpus_is_zero(tmp_path):

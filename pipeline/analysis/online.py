@@ -81,9 +81,13 @@ def seed_rows(
             seconds, tau, work = conventional_seconds, math.nan, conventional_flops
             at_edge = False
         elif name == "near_optimal":
-            epochs = read_pipeline_parquet(history, ["seconds"]).to_pandas()
+            epochs = read_pipeline_parquet(history, ["seconds", "step_size"]).to_pandas()
             seconds, tau, at_edge = float(epochs["seconds"].sum()), math.nan, False
-            work = len(epochs) * float(flops["policy_epoch"])
+            # a row with a step is a policy epoch; the last row only runs the final policy
+            # forward for its J (counted as a conventional run)
+            stepped = int(epochs["step_size"].notna().sum())
+            work = stepped * float(flops["policy_epoch"])
+            work += (len(epochs) - stepped) * conventional_flops
         else:
             cost = costs["policies"][name]
             seconds = float(cost["seconds"])

@@ -54,10 +54,12 @@ rule online_flops:
         dtype=config["dtype"],
     log:
         "results/logs/{run}/online_flops.log",
-    threads: 1
+    threads: run_resources("threads")
     resources:
         mem_mb=run_resources("mem_mb"),
-        runtime=30,
+        runtime=run_resources("runtime"),
+        gpu=lambda w: min(1, run_resources("gpus")(w)),  # one process, on the run's device
+        cpus_per_task=run_resources("threads"),
     conda:
         TRAIN_ENV
     script:
