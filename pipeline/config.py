@@ -363,6 +363,17 @@ def validate_config(config: dict, schema_path: Path = SCHEMA_PATH) -> None:
         )
 
 
+def at_grid_end(tau: float, grid: list[float]) -> bool:
+    """Whether τ was chosen at an end of a grid of several candidates (a wider grid might choose
+    further out): logged by the online job, marked * in the online tables."""
+    return len(grid) > 1 and tau in (min(grid), max(grid))
+
+
+def with_steps(settings: dict, steps: int) -> dict:
+    """A run's settings with T = `steps`, everything else shared."""
+    return {**settings, "train": {**settings["train"], "steps": steps}}
+
+
 def policy_name(epoch: int) -> str:
     """The name of the policy saved at a policy-optimisation epoch: epoch0025, epoch10000."""
     return f"epoch{epoch:04d}"

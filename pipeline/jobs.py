@@ -327,7 +327,7 @@ def evaluate_online_run(spec: dict) -> None:
     """`evaluate_online` in this process. Timed alike (wall seconds of `evaluate_policy`): each
     τ candidate's run, each online policy's evaluation and a conventional evaluation with the
     same dump steps, run after the τ runs so that neither pays the process's first-run costs."""
-    from pipeline.config import ONLINE_POLICIES, TAU_RULES
+    from pipeline.config import ONLINE_POLICIES, TAU_RULES, at_grid_end
     from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters, load_run
     from pipeline.policy import online
@@ -346,8 +346,7 @@ def evaluate_online_run(spec: dict) -> None:
             chosen = online.choose_tau(held_out, theta0, rule, spec["tau_grid"][rule])
             log.info("%s: τ = %g (held-out AUC per τ: %s)", rule, chosen["tau"],
                      dict(zip(chosen["grid"], chosen["held_out_auc"], strict=True)))  # fmt: skip
-            grid = chosen["grid"]
-            if len(grid) > 1 and chosen["tau"] in (min(grid), max(grid)):
+            if at_grid_end(chosen["tau"], chosen["grid"]):
                 log.warning("%s: τ = %g is at an end of `online.tau_grid.%s`: a wider grid might "
                             "choose further out", rule, chosen["tau"], rule)  # fmt: skip
         else:

@@ -194,7 +194,7 @@ def test_flops_of_a_run_extend_exactly_from_one_and_two_steps(one_thread):
     """The counted FLOPs of T steps (from 1 and 2) equal the count of the whole run, for the
     conventional, an online policy, and a policy epoch with and without checkpoints."""
     from pipeline.bench.cost import count_flops
-    from pipeline.policy.flops import epoch_flops, evaluation_flops, with_steps
+    from pipeline.policy.flops import epoch_flops, evaluation_flops, shortened
     from pipeline.policy.optimize import conventional_policy, epoch_gradient
     from pipeline.training.evaluate import evaluate_policy
 
@@ -212,7 +212,7 @@ def test_flops_of_a_run_extend_exactly_from_one_and_two_steps(one_thread):
         run.settings["policy"] = {"checkpoint_every": k}
         whole = count_flops(lambda: epoch_gradient(run, theta0, conventional_policy(run)))
         assert epoch_flops(run, theta0) == whole, k
-    assert with_steps(run, 2).steps == 2 and run.steps == 30
+    assert shortened(run, 2).steps == 2 and run.steps == 30
 
 
 def test_seed_rows_count_the_costs_of_each_policy(tmp_path):

@@ -29,7 +29,7 @@ import pandas as pd
 from pipeline.analysis.ablation import mean_sd
 from pipeline.analysis.learning_law import SimCrFit, analyse_policy, read_examples
 from pipeline.analysis.metrics import acceleration_ratio, compression_ratio
-from pipeline.config import ONLINE_POLICIES
+from pipeline.config import ONLINE_POLICIES, at_grid_end
 from pipeline.results import read_pipeline_parquet
 
 CURVES = ["step", "desired_loss", "test_loss"]
@@ -92,8 +92,7 @@ def seed_rows(
             cost = costs["policies"][name]
             seconds = float(cost["seconds"])
             tau = math.nan if cost["tau"] is None else float(cost["tau"])
-            grid = cost.get("grid") or []
-            at_edge = len(grid) > 1 and tau in (min(grid), max(grid))
+            at_edge = at_grid_end(tau, cost["grid"])
             work = float(flops["policies"][name]["total"])
         rows.append(
             {

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from pipeline.bench import SECTIONS, report, timing
-from pipeline.config import merged, run_settings, validate_config
+from pipeline.config import merged, run_settings, validate_config, with_steps
 from pipeline.runtime import job
 
 log = logging.getLogger("pipeline.bench")
@@ -97,7 +97,7 @@ def measure(section: str, args: argparse.Namespace, config: dict, repeats: int) 
         transformer = run_settings(config, "transformer")
         workloads = {
             "perceptron": run_settings(config, "perceptron"),
-            "transformer": timing.with_steps(transformer, transformer_steps),
+            "transformer": with_steps(transformer, transformer_steps),
         }
         epochs = {"perceptron": min(args.contention_epochs, 2) if quick else args.contention_epochs}
         epochs["transformer"] = 1

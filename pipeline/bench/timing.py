@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from pipeline.bench import cost
-from pipeline.config import policy_name, run_settings, saved_epochs
+from pipeline.config import policy_name, run_settings, saved_epochs, with_steps
 from pipeline.data.perceptron import make_perceptron_data
 from pipeline.data.synthetic import policy_after_step, random_token_splits
 from pipeline.distributed import all_reduce_sum, barrier, is_main, local_shard, world_size
@@ -118,10 +118,6 @@ def bench_run(settings: dict, seed: int) -> Run:
 
 def initial(run: Run, seed: int) -> Tensor:
     return run.model.init_params(torch.Generator().manual_seed(seed)).to(torch.float32)
-
-
-def with_steps(settings: dict, steps: int) -> dict:
-    return {**settings, "train": {**settings["train"], "steps": steps}}
 
 
 def seconds(fn: Callable[[], object]) -> float:

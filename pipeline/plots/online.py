@@ -24,14 +24,22 @@ PANELS = [
     ("test_ar", "test AR (conventional = 1)", "acceleration ratio", False),
     ("test_cr", "test CR", "compression ratio", False),
     ("j", "J = desired AUC (lower is better)", "Σ_t L_dsr(θ_t) [nats · steps]", False),
-    ("cost_conventional_runs", "cost of finding the policy", "conventional runs (ratio)", True),
+    (
+        "cost_conventional_runs",
+        "cost of finding the policy (bars: wall, ◇: FLOPs)",
+        "conventional runs (ratio)",
+        True,
+    ),
 ]
+#: the counted cost drawn over the measured one in the cost panel (one ◇ per policy, seeds' mean)
+FLOPS = "cost_flops_conventional_runs"
 
 
 def plot_online_policies(runs: pd.DataFrame, experiment: str, outputs: Sequence[str]):
     """Four panels (test AR, test CR, J, cost in conventional runs): per policy each seed's
-    value (dots) and the mean ± sd over seeds (bar and error bar); online policies by their
-    rule (greedy, positive, softmax). Returns the saved figure."""
+    value (dots) and the mean ± sd over seeds (bar and error bar), the cost measured in wall
+    time (bars) and counted in FLOPs (◇); online policies by their rule (greedy, positive,
+    softmax). Returns the saved figure."""
     order = [p for p in ["conventional", "near_optimal", *ONLINE_POLICIES]
              if p in set(runs["policy"])]  # fmt: skip
     colours = {"conventional": CONVENTIONAL, "near_optimal": NEAR_OPTIMAL, **ONLINE_COLOURS}
@@ -47,10 +55,15 @@ def plot_online_policies(runs: pd.DataFrame, experiment: str, outputs: Sequence[
         ax.set_xticks(x, labels, fontsize=8, rotation=35, ha="right")
         ax.set_title(title, fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
+        shown = runs[column]
+        if column == "cost_conventional_runs":
+            counted = [runs.loc[runs["policy"] == p, FLOPS].mean() for p in order]
+            ax.scatter(x, counted, marker="D", s=28, facecolor="white", edgecolor="0.15", zorder=4)
+            shown = pd.concat([shown, runs[FLOPS]])
         if log:
             ax.set_yscale("log")
-            top = runs[column].max()  # from half a run: room for a 1-2-5 tick below 1
-            ax.set_ylim(0.5 * min(1.0, runs[column].min()), 1.6 * top)
+            top = shown.max()  # from half a run: room for a 1-2-5 tick below 1
+            ax.set_ylim(0.5 * min(1.0, shown.min()), 1.6 * top)
             readable_log_ticks(ax)
         elif column != "j":
             low = runs[column].min()

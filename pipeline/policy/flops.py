@@ -22,12 +22,12 @@ import torch
 from torch import Tensor
 
 from pipeline.bench.cost import count_flops, recomputed_fraction
+from pipeline.config import with_steps
 
 
-def with_steps(run, steps: int):
+def shortened(run, steps: int):
     """The run with T = `steps` (same model, data and settings otherwise)."""
-    settings = {**run.settings, "train": {**run.settings["train"], "steps": steps}}
-    return dataclasses.replace(run, settings=settings)
+    return dataclasses.replace(run, settings=with_steps(run.settings, steps))
 
 
 def extended_flops(count_at: Callable[[int], int], steps: int) -> int:
@@ -42,7 +42,7 @@ def evaluation_flops(run, theta0: Tensor, policy_at: Callable | None = None) -> 
     from pipeline.training.evaluate import evaluate_policy
 
     def count_at(steps: int) -> int:
-        short = with_steps(run, steps)
+        short = shortened(run, steps)
         policy = None if policy_at is None else policy_at(short)
         return count_flops(lambda: evaluate_policy(short, theta0, policy, []))
 
@@ -55,7 +55,7 @@ def epoch_flops(run, theta0: Tensor) -> int:
     from pipeline.policy.optimize import checkpoint_interval, conventional_policy, epoch_gradient
 
     def count_at(steps: int) -> int:
-        short = with_steps(run, steps)
+        short = shortened(run, steps)
         short.settings["policy"] = {**run.settings["policy"], "checkpoint_every": 1}
         return count_flops(lambda: epoch_gradient(short, theta0, conventional_policy(short)))
 
