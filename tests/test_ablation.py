@@ -286,6 +286,7 @@ def test_run_metrics_on_hand_made_curves(tmp_path):
             "objective": [10.0, 8.0, 6.0],
             "test_auc": [3.0, 2.0, 2.5],
             "selected": [False, True, False],
+            "test_acceleration_ratio": [1.0, 5.0, 0.5],
         }
     ).to_parquet(tmp_path / "history.parquet")
     files = AblationRun(
@@ -303,6 +304,9 @@ def test_run_metrics_on_hand_made_curves(tmp_path):
     assert m["desired_ar"] == pytest.approx(5.0)
     assert m["j_reduction_pct"] == pytest.approx(40.0)
     assert m["best_test_epoch"] == 1 and m["selected_epoch"] == 1
+    assert (m["test_ar_epoch0001"], m["test_ar_epoch0002"]) == (5.0, 0.5)  # the history's
+    assert m["best_ar_epoch"] == 1 and m["test_ar_best_epoch"] == 5.0
+    assert "test_ar_epoch0000" not in m  # the conventional policy is the reference
     assert m["test_cr_conventional"] == pytest.approx(10 * math.log(2) / conventional[1:].sum())
 
     table = variant_table(pd.DataFrame([m, {**m, "seed": 1, "test_ar_last": 1.5}]), ["v"])
@@ -341,7 +345,7 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     markdown = (tables / "perceptron_ablation.md").read_text()
     assert "5.50" in markdown and "± " in markdown
 
-    # the Transformer ablation: the same table writer, the AR of every saved epoch
+    # the Transformer ablation: the same table writer, the AR of every epoch (saved or not)
     table = pd.read_csv(tables / "transformer_ablation.csv")
     runs = pd.read_csv(tables / "transformer_ablation_runs.csv")
     assert table["variant"].tolist() == ["authors", "todays_reading"]
@@ -355,9 +359,13 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     np.testing.assert_allclose(
         table.set_index("variant")["test_ar_last_mean"], means[table["variant"]]
     )
-    # one policy epoch: the per-epoch column is the last policy's AR, read another way
-    np.testing.assert_allclose(runs["test_ar_epoch0001"], runs["test_ar_last"])
-    assert (runs["best_saved_epoch"] == 1).all()
+    # two policy epochs, the first not saved: the optimisation's AR of the last epoch is the
+    # evaluation's (the same curve computed twice), and epoch 1 has one without an evaluation
+    np.testing.assert_array_equal(runs["test_ar_epoch0002"], runs["test_ar_last"])
+    assert runs["test_ar_epoch0001"].between(0.5, 5).all()
+    assert not list((tmp_path / "results" / "transformer-authors-s0" / "dumps").glob("epoch0001"))
+    best = np.where(runs["test_ar_epoch0002"] > runs["test_ar_epoch0001"], 2, 1)  # ties: 1
+    assert runs["best_ar_epoch"].tolist() == best.tolist()
     assert "2.41" in (tables / "transformer_ablation.md").read_text()
     authors = run_settings(merged_config(yaml_file(SMOKE)), "transformer-authors-s1")
     assert authors["model"]["init"] == "pytorch" and authors["train"]["eta"] == 0.1

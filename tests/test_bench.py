@@ -194,3 +194,39 @@ def test_contention_runs_each_wait_policy_in_a_fresh_process(tmp_path, monkeypat
     assert all(len(r["load_idle"]) == len(r["load_busy"]) == 1 for r in result["rows"])
     table = report.contention_table(result)
     assert sum(line.startswith("| perceptron | 2 threads |") for line in table) == 2
+
+
+def test_an_interrupted_contention_bench_measures_only_the_layouts_missing(tmp_path, monkeypatch):
+    """Each finished layout is kept (with its rows in partial.md) as soon as it ends; a second
+    run with the same settings measures only what the first did not finish, one with other
+    settings measures everything, and a finished bench leaves no partial files."""
+    from pipeline.bench import contention
+
+    record = {"idle": [2.0], "busy": [3.0], "load_idle": [0.1], "load_busy": [1.0]}
+    measured = {"processes": 1, "threads": 1, "omp_wait_policy": None}
+    measured["times"] = {"perceptron": {**record, "competitor_share": [0.9]}}
+    calls, armed = [], [True]
+
+    def run_layout(case, processes, threads, scratch):
+        calls.append((processes, threads, case["wait_policy"]))
+        if len(calls) == 3 and armed[0]:  # the third layout of the first run is interrupted
+            raise KeyboardInterrupt
+        return measured
+
+    monkeypatch.setattr(contention, "_run_layout", run_layout)
+    workloads = {"perceptron": {"train": {"steps": 5}, "data": {"n_train": 8}}}
+    with pytest.raises(KeyboardInterrupt):
+        contention.bench_contention(workloads, {"perceptron": 1}, 0, 1, tmp_path)
+    partial = (tmp_path / "contention" / "partial.md").read_text()
+    assert partial.count("| perceptron | 1 thread |") == 2 and "| 1.50 |" in partial
+
+    calls.clear()
+    armed[0] = False
+    result = contention.bench_contention(workloads, {"perceptron": 1}, 0, 1, tmp_path)
+    total = len(contention.LAYOUTS) * len(contention.WAIT_POLICIES)
+    assert len(calls) == total - 2 and len(result["rows"]) == total
+    assert not (tmp_path / "contention").exists()
+
+    calls.clear()
+    contention.bench_contention(workloads, {"perceptron": 1}, 1, 1, tmp_path)
+    assert len(calls) == total

@@ -254,7 +254,6 @@ PART_PARAMS = {
         'config[f"{w.experiment}_ablation"]["variants"]',
         'config[f"{w.experiment}_ablation"]["seeds"]',
         'config[f"{w.experiment}_ablation"]["definitions"]',
-        "every_saved_epoch(w.experiment)",
     ],
     ("perceptron_seeds",): ['config["perceptron_seeds"]["variants"]'],
     ("transformer_scale",): ['config["transformer_scale"]["target_steps"]'],

@@ -362,6 +362,40 @@ def test_a_damaged_resume_file_is_set_aside_and_the_run_resumes(
         assert "starting from epoch 0" in caplog.text
 
 
+def test_every_epoch_has_its_acceleration_ratio_also_after_resuming_an_older_state(
+    perceptron_data, tmp_path, monkeypatch
+):
+    """The history gives each epoch's test and desired AR against epoch 0 (the conventional
+    policy) as acceleration_ratio computes it from the epoch's own curves; a run resumed from
+    a state written before the conventional curves were kept (no `conventional` key) recomputes
+    them and gives the same history."""
+    import json
+
+    from pipeline.analysis.metrics import acceleration_ratio
+
+    run, theta0, epochs = _optimisation(perceptron_data)
+    reference_paths, reference_history = _outputs(tmp_path / "reference", epochs)
+    reference = optimize_policy(run, theta0, reference_paths, reference_history, tmp_path / "r", 0)
+    assert reference.loc[0, "test_acceleration_ratio"] == 1.0
+    uniform = optimize_module.conventional_policy(run)
+    conventional = optimize_module.loss_curves(run, theta0, uniform)
+    last = optimize_module.loss_curves(run, theta0, torch.load(reference_paths[max(epochs)]))
+    for name in ("test", "desired"):
+        expected = acceleration_ratio(conventional[name].numpy(), last[name].numpy())
+        assert reference[f"{name}_acceleration_ratio"].iloc[-1] == expected
+    assert reference["test_acceleration_ratio"].iloc[-1] != 1.0  # the policy moved the curve
+
+    paths, history, resume, _ = _interrupted_at_epoch_3(run, theta0, epochs, tmp_path, monkeypatch)
+    state = torch.load(resume / "state.pt")
+    del state["conventional"]
+    torch.save(state, resume / "state.pt")
+    for record in resume.glob("epoch*.json"):
+        record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items()
+                                      if k != "conventional"}))  # fmt: skip
+    frame = optimize_policy(run, theta0, paths, history, resume, 0)
+    pd.testing.assert_frame_equal(frame.drop(columns="seconds"), reference.drop(columns="seconds"))
+
+
 def test_a_full_disk_names_the_file_its_free_space_and_the_setting(
     perceptron_data, tmp_path, monkeypatch
 ):

@@ -27,7 +27,7 @@ def ablation_runs_frame(smk) -> pd.DataFrame:
     output.runs."""
     table = smk.params.table
     files = [
-        AblationRun(variant, seed, run, conv, last, selected, history, table["epochs"][run])
+        AblationRun(variant, seed, run, conv, last, selected, history)
         for (variant, seed, run), conv, last, selected, history in zip(
             table["runs"],
             smk.input.conventional,

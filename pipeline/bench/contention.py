@@ -13,7 +13,9 @@ average before each measurement (on a shared machine it explains a lot).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,6 +24,8 @@ import time
 from pathlib import Path
 
 from pipeline.runtime import WAIT_POLICY, set_thread_environment
+
+log = logging.getLogger("pipeline.bench")
 
 #: Layouts: name → (processes, threads per process), in the table's order.
 LAYOUTS = {
@@ -128,6 +132,25 @@ def _run_layout(spec: dict, processes: int, threads: int, scratch: Path) -> dict
     return json.loads(Path(spec["out"]).read_text())
 
 
+def _row(workload: str, layout: str, policy_name: str, measured: dict, record: dict) -> dict:
+    """One table row: the medians of the repeats and busy / idle."""
+    idle, busy = (statistics.median(record[state]) for state in ("idle", "busy"))
+    return {
+        "workload": workload,
+        "layout": layout,
+        "wait_policy": policy_name,
+        "processes": measured["processes"],
+        "threads": measured["threads"],
+        "omp_wait_policy": measured["omp_wait_policy"],
+        "idle_seconds": idle,
+        "busy_seconds": busy,
+        "ratio": busy / idle,
+        "load_idle": record["load_idle"],
+        "load_busy": record["load_busy"],
+        "competitor_share": statistics.median(record["competitor_share"]),
+    }
+
+
 def bench_contention(
     workloads: dict[str, dict],
     epochs: dict[str, int],
@@ -136,38 +159,18 @@ def bench_contention(
     out: Path,
 ) -> dict:
     """Every layout × wait policy (`LAYOUTS`, `WAIT_POLICIES`) on the workloads (run settings,
-    each timed over `epochs[name]` policy epochs): medians of `repeats`, busy / idle."""
+    each timed over `epochs[name]` policy epochs): medians of `repeats`, busy / idle.
+
+    Each finished layout is kept in `out/contention/` (with the spec it measured) and its rows
+    in `out/contention/partial.md` as soon as it ends, so an interrupted bench loses only the
+    layout it was in: run again with the same settings, it measures only the layouts missing.
+    The directory is removed once every layout is in the result."""
+    from pipeline.bench.report import contention_table
+
     spec = {"workloads": workloads, "epochs": epochs, "seed": seed, "repeats": repeats}
     spec["device"] = "cpu"
-    rows = []
-    scratch = Path(tempfile.mkdtemp(dir=out))
-    try:
-        for layout, (processes, threads) in LAYOUTS.items():
-            for policy_name, wait_policy in WAIT_POLICIES.items():
-                case = {**spec, "wait_policy": wait_policy, "out": str(scratch / "out.json")}
-                measured = _run_layout(case, processes, threads, scratch)
-                for workload, record in measured["times"].items():
-                    idle, busy = (statistics.median(record[s]) for s in ("idle", "busy"))
-                    rows.append(
-                        {
-                            "workload": workload,
-                            "layout": layout,
-                            "wait_policy": policy_name,
-                            "processes": measured["processes"],
-                            "threads": measured["threads"],
-                            "omp_wait_policy": measured["omp_wait_policy"],
-                            "idle_seconds": idle,
-                            "busy_seconds": busy,
-                            "ratio": busy / idle,
-                            "load_idle": record["load_idle"],
-                            "load_busy": record["load_busy"],
-                            "competitor_share": statistics.median(record["competitor_share"]),
-                        }
-                    )
-    finally:
-        for path in scratch.iterdir():
-            path.unlink()
-        scratch.rmdir()
+    kept = out / "contention"
+    kept.mkdir(parents=True, exist_ok=True)
     sizes = {
         name: {
             "steps": s["train"]["steps"],
@@ -176,7 +179,31 @@ def bench_contention(
         }
         for name, s in workloads.items()
     }
-    return {"rows": rows, "sizes": sizes, "repeats": repeats, "goal_ratio": GOAL_RATIO}
+    result = {"rows": [], "sizes": sizes, "repeats": repeats, "goal_ratio": GOAL_RATIO}
+    scratch = Path(tempfile.mkdtemp(dir=out))
+    try:
+        for layout, (processes, threads) in LAYOUTS.items():
+            for policy_name, wait_policy in WAIT_POLICIES.items():
+                case = {**spec, "wait_policy": wait_policy}
+                path = kept / f"{layout}-{policy_name}.json".replace(" ", "_").replace("×", "x")
+                earlier = json.loads(path.read_text()) if path.exists() else None
+                if earlier is not None and earlier["spec"] == json.loads(json.dumps(case)):
+                    log.info("contention: %s, %s wait kept from %s", layout, policy_name, path)
+                    measured = earlier["measured"]
+                else:
+                    measured = _run_layout(
+                        {**case, "out": str(scratch / "out.json")}, processes, threads, scratch
+                    )
+                    path.write_text(json.dumps({"spec": case, "measured": measured}))
+                for workload, record in measured["times"].items():
+                    result["rows"].append(_row(workload, layout, policy_name, measured, record))
+                (kept / "partial.md").write_text("\n".join(contention_table(result)) + "\n")
+    finally:
+        for path in scratch.iterdir():
+            path.unlink()
+        scratch.rmdir()
+    shutil.rmtree(kept)
+    return result
 
 
 if __name__ == "__main__":  # one process of a one-process layout: the environment before torch

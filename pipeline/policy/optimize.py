@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from pipeline.analysis.metrics import auc, compression_ratio
+from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.config import policy_name, saved_policy_count
 from pipeline.distributed import (
     all_reduce_mean,
@@ -62,6 +62,11 @@ from pipeline.results import write_atomic
 from pipeline.training.descent import TrainingDiverged, conventional_weights, descent_step
 
 log = logging.getLogger(__name__)
+
+
+def _curve(losses: Tensor) -> list[float]:
+    """A loss curve t = 0..T as floats (for the AR, the resume state and its JSON record)."""
+    return losses.detach().cpu().double().tolist()
 
 
 def conventional_policy(run: Run) -> Tensor:
@@ -142,6 +147,7 @@ class ResumeState:
     policy: Tensor
     history: list[dict]
     selection: Selection
+    conventional: dict[str, list[float]] | None = None  # epoch 0's curves (None: older state)
 
 
 def settings_fingerprint(run: Run, seed: int) -> str:
@@ -237,7 +243,11 @@ def load_resume_state(
         missing = [e for e in saved if e < last and e not in good]
         if not missing:
             return ResumeState(
-                last, state["policy"], state["history"], Selection(**state.get("selection", {}))
+                last,
+                state["policy"],
+                state["history"],
+                Selection(**state.get("selection", {})),
+                state.get("conventional"),
             )
         log.warning("%s: the policies of epochs %s are missing or damaged beside it", path, missing)
     elif not had_state and not any(resume_record_path(resume_dir, e).exists() for e in good):
@@ -259,7 +269,9 @@ def load_resume_state(
             "or missing state",
             epoch,
         )
-        return ResumeState(epoch, policy, fallback["history"], selection)
+        return ResumeState(
+            epoch, policy, fallback["history"], selection, fallback.get("conventional")
+        )
     log.warning("no saved epoch of %s can be resumed: starting from epoch 0", resume_dir)
     return None
 
@@ -351,8 +363,10 @@ def optimize_policy(
 
     `policy_paths` maps each saved epoch to its output file; `selected_path` receives the policy
     chosen on the validation set when the run has one. The history has one row per epoch
-    e = 0..E with J(γ_e) on the desired set, the test AUC and compression ratio of γ_e, and with
-    a validation set its AUC there and whether γ_e is the selected policy.
+    e = 0..E with J(γ_e) on the desired set, the test AUC and compression ratio of γ_e, its test
+    and desired AR against epoch 0 (the conventional policy: the AR of every epoch without an
+    evaluation of its own), and with a validation set its AUC there and whether γ_e is the
+    selected policy.
     """
     settings = run.settings["policy"]
     epochs = settings["epochs"]
@@ -366,6 +380,7 @@ def optimize_policy(
     barrier()
     if not is_main():
         state = load_resume_state(resume_dir, fingerprint, policy_paths, verify=False)
+    conventional = None  # the conventional policy's curves (epoch 0): every epoch's AR
     if state is None:
         epoch, policy, history, selection = 0, conventional_policy(run), [], Selection()
     else:
@@ -375,6 +390,10 @@ def optimize_policy(
         log.info(
             "resuming policy optimisation at epoch %d of %d from %s", epoch, epochs, resume_dir
         )
+        conventional = state.conventional
+        if conventional is None:  # a state of an earlier version: one conventional run
+            curves = loss_curves(run, theta0, conventional_policy(run))
+            conventional = {name: _curve(curves[name]) for name in ("desired", "test")}
 
     progress = (
         Progress(run.settings["name"], {"forward": run.steps, "adjoint": run.steps}, epochs, epoch)
@@ -395,6 +414,8 @@ def optimize_policy(
             desired_losses, test_losses = curves["desired"], curves["test"]
             validation_losses = curves.get("validation")
         objective, test_auc = auc(desired_losses), auc(test_losses)
+        if conventional is None:  # epoch 0 of a fresh start: the conventional policy
+            conventional = {"desired": _curve(desired_losses), "test": _curve(test_losses)}
         row = {
             "epoch": epoch,
             "objective": objective,
@@ -402,6 +423,12 @@ def optimize_policy(
             "test_auc": test_auc,
             "test_compression_ratio": compression_ratio(test_auc, run.steps, run.log_vocab),
             "final_test_loss": float(test_losses[-1]),
+            "test_acceleration_ratio": acceleration_ratio(
+                conventional["test"], _curve(test_losses)
+            ),
+            "desired_acceleration_ratio": acceleration_ratio(
+                conventional["desired"], _curve(desired_losses)
+            ),
             "support": total_count(int(torch.count_nonzero(policy))) / (run.steps * run.n_train),
         }
         if validation_losses is not None:
@@ -437,6 +464,7 @@ def optimize_policy(
             if is_main():
                 chosen = {"epoch": selection.epoch, "auc": selection.auc}
                 record = {"fingerprint": fingerprint, "history": history, "selection": chosen}
+                record["conventional"] = conventional
                 write_atomic(
                     resume_record_path(resume_dir, epoch),
                     lambda path, record=record: path.write_text(json.dumps(record)),
@@ -449,6 +477,7 @@ def optimize_policy(
                         "policy": whole,
                         "history": history,
                         "selection": vars(selection),
+                        "conventional": conventional,
                     },
                     resume_dir / "state.pt",
                     controls,

@@ -2,15 +2,13 @@
 # Perceptron seeds study (`... perceptron_seeds`), none part of `all`: each variant of
 # `<experiment>_ablation` at each seed is a run of its own (<experiment>-<variant>-s<seed>) built
 # by the generic rules of data.smk and train.smk; only the policies the tables need are evaluated
-# (conventional, last, the selected one under `policy.selection: validation`, and with
-# `every_saved_epoch` every saved one). One rule per output serves both experiments.
+# (conventional, last, the selected one under `policy.selection: validation`): every epoch's test
+# AR comes from the optimisation's history. One rule per output serves both experiments.
 
 
 rule ablation_table:
     input:
-        unpack(
-            lambda w: run_table_inputs(ablation_of(w.experiment), every_saved_epoch(w.experiment))
-        ),
+        unpack(lambda w: run_table_inputs(ablation_of(w.experiment))),
     output:
         csv=report(
             "results/tables/{experiment}_ablation.csv",
@@ -22,9 +20,7 @@ rule ablation_table:
         md="results/tables/{experiment}_ablation.md",
         runs="results/tables/{experiment}_ablation_runs.csv",
     params:
-        table=lambda w: run_table_params(
-            w.experiment, ablation_of(w.experiment), every_saved_epoch(w.experiment)
-        ),
+        table=lambda w: run_table_params(w.experiment, ablation_of(w.experiment)),
         variants=lambda w: config[f"{w.experiment}_ablation"]["variants"],
         seeds=lambda w: config[f"{w.experiment}_ablation"]["seeds"],
         definitions=lambda w: config[f"{w.experiment}_ablation"]["definitions"],

@@ -199,44 +199,24 @@ def ablation_of(kind):
     return ablation_runs(config, kind)
 
 
-def every_saved_epoch(kind):
-    return config[f"{kind}_ablation"]["every_saved_epoch"]
-
-
-def saved_policy_dumps(runs, every):
-    """{run: {epoch: steps.parquet}}: every saved epoch after 0 if `every`, else none."""
-    if not every:
-        return {run: {} for _, _, run in runs}
-    out = {}
-    for _, _, run in runs:
-        policy = settings(run)["policy"]
-        epochs = saved_epochs(policy["epochs"], policy["save_every"])
-        out[run] = {e: steps_dump(run, policy_name(e)) for e in epochs if e > 0}
-    return out
-
-
-def run_table_inputs(runs, every=False):
-    """The files a runs table reads: the conventional, last and selected curves, the history,
-    and every saved epoch's curves where the ablation asks for them."""
+def run_table_inputs(runs):
+    """The files a runs table reads: the conventional, last and selected curves, and the
+    history (J, and the test AR of every epoch's policy)."""
     return {
         "conventional": [steps_dump(run, "conventional") for _, _, run in runs],
         "last": [steps_dump(run, last_policy(run)) for _, _, run in runs],
         "selected": [steps_dump(run, near_optimal(run)) for _, _, run in runs],
         "history": [f"results/{run}/policy_history.parquet" for _, _, run in runs],
-        "epochs": sorted(
-            {p for epochs in saved_policy_dumps(runs, every).values() for p in epochs.values()}
-        ),
     }
 
 
-def run_table_params(kind, runs, every=False):
+def run_table_params(kind, runs):
     """What the runs table's job needs beside its input files."""
     return {
         "runs": runs,
         "kind": kind,
         "steps": {run: settings(run)["train"]["steps"] for _, _, run in runs},
         "log_vocab": {run: log_vocab(settings(run)) for _, _, run in runs},
-        "epochs": saved_policy_dumps(runs, every),
     }
 
 
