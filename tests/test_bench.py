@@ -172,7 +172,9 @@ def test_quick_bench_figures_within_what_the_engine_allows(tmp_path):
         assert f"{kind}: online_greedy run / conventional run" in table
         online = results["online"][kind]  # a conventional run plus one JVP over N per step
         for rule in ("online_greedy", "online_positive", "online_softmax"):
-            assert 0.8 <= online[f"{rule}_per_conventional"] < 20, (kind, rule)
+            # wall times of sub-second runs: a loose floor (0.65 seen with a conventional run
+            # slowed by the machine)
+            assert 0.5 <= online[f"{rule}_per_conventional"] < 20, (kind, rule)
 
     again = bench(tmp_path, "--only", "projection")  # one part again: the others are kept
     assert again["perceptron"] == perceptron and again["memory"] == memory
