@@ -59,11 +59,10 @@ def run_metrics(files: AblationRun, steps: int, log_vocab: float) -> dict:
         read_pipeline_parquet(path, curves).to_pandas()
         for path in (files.conventional, files.last, files.selected)
     )
-    history = read_pipeline_parquet(files.history, ["epoch", "objective", "test_auc"]).to_pandas()
     present = read_pipeline_parquet(files.history).column_names
-    for column in ("selected", "test_acceleration_ratio"):  # validation; histories since 12-03
-        if column in present:
-            history[column] = read_pipeline_parquet(files.history, [column]).to_pandas()
+    optional = [c for c in ("selected", "test_acceleration_ratio") if c in present]  # validation;
+    columns = ["epoch", "objective", "test_auc", *optional]  # histories since 6d790d4
+    history = read_pipeline_parquet(files.history, columns).to_pandas()
 
     def cr(frame: pd.DataFrame) -> float:
         return compression_ratio(auc(frame["test_loss"]), steps, log_vocab)
@@ -75,11 +74,9 @@ def run_metrics(files: AblationRun, steps: int, log_vocab: float) -> dict:
         selected_epoch = int(history["epoch"].iloc[-1])
     objective = history["objective"].to_numpy()
     per_epoch = {  # the test AR of every epoch's policy, as the optimisation measured it
-        f"{EPOCH_AR}{int(epoch):04d}": float(ar)
-        for epoch, ar in zip(
-            history["epoch"], history.get("test_acceleration_ratio", []), strict=False
-        )
-        if epoch > 0
+        f"{EPOCH_AR}{int(row.epoch):04d}": float(row.test_acceleration_ratio)
+        for row in history.itertuples()
+        if row.epoch > 0 and "test_acceleration_ratio" in history
     }
     best = max(per_epoch, key=per_epoch.get) if per_epoch else None
     return {
