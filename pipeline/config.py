@@ -523,6 +523,14 @@ def ablation_runs(
     return out
 
 
+def main_variant(config: dict, kind: str) -> str | None:
+    """The first variant of the experiment's ablation with the main run's settings (its run at
+    the main seed is the main run), or None: the variant the at-a-glance page judges."""
+    ablation = config[ablation_key(kind)]
+    same = [v for v in ablation["variants"] if variant_block(config, kind, v) == config[kind]]
+    return same[0] if same else None
+
+
 def online_seeds(config: dict) -> list[int]:
     """The seeds of the online-policy comparison: `online.seeds`, or the ablation's."""
     return list(config["online"]["seeds"] or config["perceptron_ablation"]["seeds"])

@@ -14,7 +14,9 @@ import torch
 from scipy import stats
 
 from pipeline import jobs
+from pipeline.analysis import findings
 from pipeline.analysis.ablation import AblationRun, run_metrics, variant_table
+from pipeline.analysis.judges import NO_DATA
 from pipeline.config import ConfigError, ablation_runs, run_settings, validate_config
 from pipeline.data.perceptron import make_perceptron_data
 from pipeline.experiment import initial_parameters, load_run
@@ -320,6 +322,7 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     Perceptron run is the ablation's default at seed 0, whose sweep runs are the scale study's
     at seed 0); every number checked is recomputed here from the files it comes from."""
     copy_of_smoke_run(smoke_run, tmp_path)
+    entries = {entry.name: entry for entry in findings.ENTRIES}
     targets = ["perceptron_ablation", "transformer_ablation", "perceptron_seeds",
                "transformer_scale"]  # fmt: skip
     snakemake(tmp_path, *targets, "--configfile", SMOKE, str(tmp_path / "stories.yaml"))
@@ -344,6 +347,15 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     assert validation["selected_epoch"].between(0, 4).all()
     markdown = (tables / "perceptron_ablation.md").read_text()
     assert "5.50" in markdown and "± " in markdown
+    # the variant with the main run's settings is marked, and the at-a-glance judge reads it
+    assert table["main"].tolist() == [True, False]
+    assert "- `default`: the main settings ← the main run's settings" in markdown
+    found = findings.judge(entries["perceptron_ablation"], tmp_path)
+    seed_ars = runs.loc[runs["variant"] == "default", "test_ar_selected"]
+    assert found.ours.startswith(
+        f"default (the main run's settings): test AR {seed_ars.mean():.2f} ± "
+        f"{seed_ars.std(ddof=1):.2f}× over 2 seeds"
+    )
 
     # the Transformer ablation: the same table writer, the AR of every epoch (saved or not)
     table = pd.read_csv(tables / "transformer_ablation.csv")
@@ -369,6 +381,10 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     assert "2.41" in (tables / "transformer_ablation.md").read_text()
     authors = run_settings(merged_config(yaml_file(SMOKE)), "transformer-authors-s1")
     assert authors["model"]["init"] == "pytorch" and authors["train"]["eta"] == 0.1
+    # the ablation's base differs from the main run's `transformer`: no variant is judged
+    assert not table["main"].any()
+    found = findings.judge(entries["transformer_ablation"], tmp_path)
+    assert found.verdict == NO_DATA and "no variant has the main run's settings" in found.ours
 
     # the Perceptron seeds: the ablation's runs, the distribution, the data's properties
     seeds = pd.read_csv(tables / "perceptron_seeds_runs.csv")

@@ -318,24 +318,56 @@ def test_scaling_sweep(ours, ref, verdict):
     assert judges.scaling_sweep("Table 2", table).verdict == verdict
 
 
-# --- the Perceptron ablation ---------------------------------------------------------------------
+# --- the ablations --------------------------------------------------------------------------------
+
+
+def _ablation_table(ars: dict[str, list[float]], main: str | None) -> pd.DataFrame:
+    """An ablation table as the table job writes it, from each variant's test AR per seed."""
+    rows = []
+    for variant, values in ars.items():
+        v = np.asarray(values, dtype=float)
+        rows.append({"variant": variant, "main": variant == main, "seeds": len(v),
+                     "test_ar_selected_mean": v.mean(),
+                     "test_ar_selected_sd": v.std(ddof=1) if len(v) > 1 else np.nan,
+                     "test_ar_selected_min": v.min(), "test_ar_selected_max": v.max()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+EDGE = (1 - CLOSE) * 5.5
 
 
 @pytest.mark.parametrize(
-    ("ars", "verdict"),
+    ("ars", "main", "verdict"),
     [
-        ({"default": (1 - CLOSE) * 5.5, "k8192": 1.2}, REPRODUCED),  # the edge
-        ({"default": 1.5, "zero_init": 5.0}, PARTLY),  # the best variant is not judged
-        ({"default": 1.0, "zero_init": 5.0}, NOT_REPRODUCED),
-        ({"zero_init": 5.0}, NO_DATA),  # no default variant
+        ({"default": [EDGE + 0.1, EDGE + 0.2, EDGE + 0.3], "k8192": [1.2] * 3}, "default",
+         REPRODUCED),  # mean − sd just above the edge
+        ({"default": [EDGE - 1, EDGE + 1, EDGE + 3], "k8192": [1.2] * 3}, "default",
+         PARTLY),  # the mean is above the edge, its spread is not
+        ({"default": [1.4, 1.5, 1.6], "zero_init": [5.0] * 3}, "default", PARTLY),
+        ({"default": [0.9, 1.3, 1.7], "zero_init": [5.0] * 3}, "default",
+         NOT_REPRODUCED),  # mean 1.3 > 1, but one sd reaches below 1
+        ({"default": [1.0, 1.0, 1.0]}, "default", NOT_REPRODUCED),
+        ({"zero_init": [5.0] * 3}, None, NO_DATA),  # no variant with the main run's settings
+        ({"default": [3.0]}, "default", NO_DATA),  # one seed: no spread
     ],
-)
-def test_perceptron_ablation_judges_the_default_and_shows_the_best(ars, verdict):
-    table = pd.DataFrame({"variant": list(ars), "test_ar_selected_mean": list(ars.values()),
-                          "seeds": 3})  # fmt: skip
-    found = judges.perceptron_ablation("ablation", table)
+)  # fmt: skip
+def test_an_ablation_judges_the_main_variant_with_its_spread_and_shows_the_best(ars, main, verdict):
+    found = judges.ablation("ablation", _ablation_table(ars, main), kind="perceptron")
     assert found.verdict == verdict
-    if "default" in ars:
-        assert found.ours.startswith(f"default: test AR {ars['default']:.2f}×")
-        best = max(ars, key=ars.get)
-        assert f"best of the {len(ars)} variants: {best} {ars[best]:.2f}×" in found.ours
+    best = max(ars, key=lambda v: np.mean(ars[v]))
+    assert f"best of the {len(ars)} variants: {best} {np.mean(ars[best]):.2f}×" in found.ours
+    if verdict != NO_DATA:
+        v = np.asarray(ars[main])
+        assert found.ours.startswith(
+            f"{main} (the main run's settings): test AR {v.mean():.2f} ± {v.std(ddof=1):.2f}× "
+            f"over {len(v)} seeds (range {v.min():.2f}–{v.max():.2f})"
+        )
+
+
+def test_the_transformer_ablation_is_judged_on_the_transformers_number():
+    table = _ablation_table({"authors": [1.9, 2.0, 2.1], "todays_reading": [1.4, 1.5, 1.6]},
+                            "authors")  # fmt: skip
+    found = judges.ablation("ablation", table, kind="transformer")
+    assert found.paper == "AR 2.41× (Figure 5b)"
+    assert found.verdict == REPRODUCED  # 1.9 ≥ 0.75 × 2.41 = 1.81; under the Perceptron's 5.50: no
+    assert judges.ablation("ablation", table, kind="perceptron").verdict == PARTLY

@@ -120,9 +120,13 @@ def _sd(values: np.ndarray) -> float:
 
 
 def variant_table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Per variant (in `order`): the number of seeds, and mean and sd (n − 1) of each metric."""
+    """Per variant (in `order`): the number of seeds, and mean, sd (n − 1) and range of each
+    metric."""
     return _per_variant(
-        runs, order, [c for c, _ in METRICS], lambda v: {"mean": v.mean(), "sd": _sd(v)}
+        runs,
+        order,
+        [c for c, _ in METRICS],
+        lambda v: {"mean": v.mean(), "sd": _sd(v), "min": v.min(), "max": v.max()},
     )
 
 
@@ -189,10 +193,16 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def header(
-    kind: str, definitions: dict, order: list[str], seeds: list[int], base: dict | None = None
+    kind: str,
+    definitions: dict,
+    order: list[str],
+    seeds: list[int],
+    base: dict | None = None,
+    main: str | None = None,
 ) -> str:
-    """The Markdown table's heading: what each variant changes, and the paper's number."""
-    drawn = "the data and θ_0" if kind == "perceptron" else "θ_0; the data are shared"
+    """The Markdown table's heading: what each variant changes, and the paper's number; the
+    variant `main` is marked as the main run's settings (the one the at-a-glance page judges)."""
+    drawn = "the data and θ_0" if kind == "perceptron" else "the stories sampled and θ_0"
     source = "Figure 5a" if kind == "perceptron" else "Figure 5b"
     lines = [
         f"# {kind.capitalize()} ablation: what the acceleration ratio depends on",
@@ -216,5 +226,6 @@ def header(
     ]
     for name in order:
         change = definitions[name] or "the main settings"
-        lines.append(f"- `{name}`: {change}")
+        mark = " ← the main run's settings, judged on the at-a-glance page" if name == main else ""
+        lines.append(f"- `{name}`: {change}{mark}")
     return "\n".join(lines)

@@ -60,6 +60,7 @@ def ablation_table_job(smk) -> None:
         runs = ablation_runs_frame(smk)
         order = list(smk.params.variants)
         table = variant_table(runs, order)
+        table.insert(1, "main", table["variant"] == smk.params.main)  # the main run's settings
         write_table(
             table,
             shown_table(table),
@@ -71,6 +72,7 @@ def ablation_table_job(smk) -> None:
                 order,
                 list(smk.params.seeds),
                 smk.params.base,
+                smk.params.main,
             ),
         )
 

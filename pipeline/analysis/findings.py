@@ -63,7 +63,7 @@ def _files(run: str) -> dict[str, str]:
         "weights": f"{law}/perturbed_weight.csv",
         "table1": "results/tables/table1.csv",
         "table2": "results/tables/table2.csv",
-        "table": "results/tables/perceptron_ablation.csv",
+        "table": f"results/tables/{run}.csv",  # an ablation's entries: run = <kind>_ablation
     }
 
 
@@ -96,10 +96,10 @@ ENTRIES: list[Entry] = [
     _entry("table1", "Table 1", "transformer", partial(judges.scaling_law, figure=False),
            "table1"),
     _entry("table2", "Table 2", "transformer", judges.scaling_sweep, "table2", needs_sweep=True),
-    _entry("perceptron_ablation", "Perceptron ablation (figure)", "perceptron_ablation",
-           judges.perceptron_ablation, "table"),
-    _entry("perceptron_ablation_table", "Perceptron ablation (table)", "perceptron_ablation",
-           judges.perceptron_ablation, "table"),
+    *(_entry(f"{kind}_ablation{suffix}", f"{kind.title()} ablation ({shown})", f"{kind}_ablation",
+             partial(judges.ablation, kind=kind), "table")
+      for kind in ("perceptron", "transformer")
+      for suffix, shown in (("", "figure"), ("_table", "table"))),
     Entry("online_policies", "Online policies (ours)", "online_policies",
           {kind: f"results/tables/online_policies_{kind}.csv"
            for kind in ("perceptron", "transformer")}, judges.online_policies),

@@ -25,6 +25,7 @@ rule ablation_table:
         seeds=lambda w: config[f"{w.experiment}_ablation"]["seeds"],
         definitions=lambda w: config[f"{w.experiment}_ablation"]["definitions"],
         base=lambda w: config[f"{w.experiment}_ablation"].get("base", {}),
+        main=lambda w: main_variant(config, w.experiment),
     wildcard_constraints:
         experiment="perceptron|transformer",
     log:

@@ -18,6 +18,7 @@ from pipeline.config import (
     ablation_runs,
     all_run_names,
     dataset_run,
+    main_variant,
     perceptron_seeds_runs,
     policy_name,
     run_names,
