@@ -513,22 +513,26 @@ def ablation_runs(
     The run is `<kind>-<variant>-s<seed>`, or `<kind>` itself where the variant at that seed is
     the main run (same settings, the main seed): the main run is not done twice."""
     ablation = config[ablation_key(kind)]
-    main = config[kind]
     out = []
     for variant in ablation["variants"] if variants is None else variants:
-        same = variant_block(config, kind, variant) == main
+        same = has_main_settings(config, kind, variant)
         for seed in ablation["seeds"] if seeds is None else seeds:
             run = kind if same and seed == config["seed"] else f"{kind}-{variant}-s{seed}"
             out.append((variant, seed, run))
     return out
 
 
+def has_main_settings(config: dict, kind: str, variant: str) -> bool:
+    """Whether an ablation variant's settings are the main run's (its run at the main seed is
+    the main run)."""
+    return variant_block(config, kind, variant) == config[kind]
+
+
 def main_variant(config: dict, kind: str) -> str | None:
-    """The first variant of the experiment's ablation with the main run's settings (its run at
-    the main seed is the main run), or None: the variant the at-a-glance page judges."""
-    ablation = config[ablation_key(kind)]
-    same = [v for v in ablation["variants"] if variant_block(config, kind, v) == config[kind]]
-    return same[0] if same else None
+    """The first variant of the experiment's ablation with the main run's settings, or None:
+    the variant the at-a-glance page judges."""
+    variants = config[ablation_key(kind)]["variants"]
+    return next((v for v in variants if has_main_settings(config, kind, v)), None)
 
 
 def online_seeds(config: dict) -> list[int]:

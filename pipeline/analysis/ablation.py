@@ -203,7 +203,7 @@ def header(
     """The Markdown table's heading: what each variant changes, and the paper's number; the
     variant `main` is marked as the main run's settings (the one the at-a-glance page judges)."""
     drawn = "the data and θ_0" if kind == "perceptron" else "the stories sampled and θ_0"
-    source = "Figure 5a" if kind == "perceptron" else "Figure 5b"
+    source = paper.ACCELERATION_FIGURE[kind]
     lines = [
         f"# {kind.capitalize()} ablation: what the acceleration ratio depends on",
         "",

@@ -392,13 +392,6 @@ def scaling_sweep(item: str, table2: pd.DataFrame) -> Finding:
     )
 
 
-CLAIM_ABLATION = {
-    "perceptron": "the near-optimal Perceptron policy is 5.50× faster on the test set",
-    "transformer": "the near-optimal Transformer policy is 2.41× faster on the test set",
-}
-FIGURE_OF = {"perceptron": "Figure 5a", "transformer": "Figure 5b"}
-
-
 def ablation(item: str, table: pd.DataFrame, kind: str) -> Finding:
     """An experiment's ablation judged on the variant with the main run's settings (column
     `main`: the reading the project stands behind), by its test AR over the seeds with its
@@ -406,7 +399,8 @@ def ablation(item: str, table: pd.DataFrame, kind: str) -> Finding:
     best of the variants is shown beside it, labelled as the best of several (choosing it after
     the fact would flatter)."""
     ref = paper.ACCELERATION_RATIO[kind]
-    paper_number = f"AR {ref:.2f}× ({FIGURE_OF[kind]})"
+    claim = f"the near-optimal {kind.title()} policy is {ref:.2f}× faster on the test set"
+    paper_number = f"AR {ref:.2f}× ({paper.ACCELERATION_FIGURE[kind]})"
     criterion = rule(
         f"mean − sd of the main variant's test AR ≥ {1 - CLOSE:.2f} × the paper's",
         "mean − sd > 1",
@@ -421,7 +415,7 @@ def ablation(item: str, table: pd.DataFrame, kind: str) -> Finding:
     if main.empty or not np.isfinite(main["test_ar_selected_sd"].iloc[0]):
         why = (f"no variant has the main run's settings (`{kind}` of the config)" if main.empty
                else f"{main['variant'].iloc[0]}: one seed, no spread")  # fmt: skip
-        return Finding(item, CLAIM_ABLATION[kind], paper_number, f"{why}; {shown_best}", NO_DATA,
+        return Finding(item, claim, paper_number, f"{why}; {shown_best}", NO_DATA,
                        criterion)  # fmt: skip
     row = main.iloc[0]
     mean, sd = row["test_ar_selected_mean"], row["test_ar_selected_sd"]
@@ -432,7 +426,7 @@ def ablation(item: str, table: pd.DataFrame, kind: str) -> Finding:
         verdict = PARTLY if mean - sd > 1 else NOT_REPRODUCED
     return Finding(
         item,
-        CLAIM_ABLATION[kind],
+        claim,
         paper_number,
         f"{row['variant']} (the main run's settings): test AR {mean:.2f} ± {sd:.2f}× over "
         f"{int(row['seeds'])} seeds (range {lowest:.2f}–{highest:.2f}); {shown_best}",
