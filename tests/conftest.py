@@ -36,6 +36,24 @@ def in_ci() -> bool:
     return bool(os.environ.get("CI"))
 
 
+FRESH_INSTALL = pytest.StashKey()  # tests/test_cluster.py's background install
+
+
+def pytest_collection_finish(session) -> None:
+    """Start the README's fresh install (tests/test_cluster.py) now if a selected test needs it,
+    so that it runs while the tests before it do."""
+    if any("fresh_venv" in getattr(item, "fixturenames", ()) for item in session.items):
+        from tests.test_cluster import FreshInstall, fresh_install_unavailable
+
+        if fresh_install_unavailable() is None:
+            session.config.stash[FRESH_INSTALL] = FreshInstall()
+
+
+def pytest_unconfigure(config) -> None:
+    if (install := config.stash.get(FRESH_INSTALL, None)) is not None:
+        install.close()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under CI a skipped test fails: a missing input must not hide an end-to-end test."""

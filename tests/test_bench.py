@@ -196,6 +196,10 @@ def test_contention_runs_each_wait_policy_in_a_fresh_process(tmp_path, monkeypat
     assert all(len(r["load_idle"]) == len(r["load_busy"]) == 1 for r in result["rows"])
     table = report.contention_table(result)
     assert sum(line.startswith("| perceptron | 2 threads |") for line in table) == 2
+    # `--only contention`: bench.md opens with the contention table, no empty goal table
+    machine = {"processor": "x", "cores_available": 2, "torch_threads": 1, "torch": "2"}
+    page = report.markdown({"contention": result, "machine": machine})
+    assert page.startswith("Contention (median of 1;") and "| quantity |" not in page
 
 
 def test_an_interrupted_contention_bench_measures_only_the_layouts_missing(tmp_path, monkeypatch):

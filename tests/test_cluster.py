@@ -14,12 +14,13 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_STORIES, SMOKE, copy_of_smoke_run
+from tests.conftest import FRESH_INSTALL, ROOT, SHARED_STORIES, SMOKE, copy_of_smoke_run
 
 pytestmark = pytest.mark.slow
 FIGURES = ["figure2", "figure4a", "figure4b", "figure5a", "figure5b"]
@@ -43,21 +44,57 @@ def readme_install_command(venv: Path) -> str:
     return re.sub(r"(?<![\w/])\.venv\b", str(venv), " && ".join(steps))
 
 
-@pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory) -> Path:
+def fresh_install_unavailable() -> str | None:
+    """Why the README's install cannot be tried here, or None."""
     if not shutil.which("python3.11"):
-        pytest.skip("the README's install command needs python3.11 on PATH")
+        return "the README's install command needs python3.11 on PATH"
     if not SHARED_STORIES.exists():
-        pytest.skip(f"the shared TinyStories copy is not at {SHARED_STORIES}")
-    venv = tmp_path_factory.mktemp("fresh") / "venv"
-    command = readme_install_command(venv)
-    start = time.monotonic()
-    result = subprocess.run(
-        ["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    print(f"\n[fresh venv] `{command}`: {time.monotonic() - start:.0f} s")
-    return venv
+        return f"the shared TinyStories copy is not at {SHARED_STORIES}"
+    return None
+
+
+class FreshInstall:
+    """The README's install into a new directory, started in the background when the session
+    has selected a test that needs it (tests/conftest.py, at the end of collection): it takes over
+    a minute, most of it pip unpacking wheels and asking the package index, which the tests that
+    run before these then hide."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="fresh-install-"))
+        self.venv = self.directory / "venv"
+        self.command = readme_install_command(self.venv)
+        self.log = self.directory / "install.log"  # a file: a full pipe would stall pip
+        self.start = time.monotonic()
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                ["bash", "-c", self.command], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def wait(self) -> Path:
+        """The venv, once the install has ended well (its output on failure)."""
+        self.process.wait(timeout=900)
+        output = self.log.read_text()
+        assert self.process.returncode == 0, f"{self.command}\n{output[-6000:]}"
+        print(f"\n[fresh venv] `{self.command}`: {time.monotonic() - self.start:.0f} s")
+        return self.venv
+
+    def close(self) -> None:
+        """Stop the install if it still runs and remove the directory."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(request) -> Path:
+    if reason := fresh_install_unavailable():
+        pytest.skip(reason)
+    install = request.config.stash.get(FRESH_INSTALL, None)
+    if install is None:  # not started at collection (e.g. selected by a plugin later)
+        install = request.config.stash[FRESH_INSTALL] = FreshInstall()
+    return install.wait()
 
 
 def test_fresh_install_runs_the_smoke_preset_through_slurm(fresh_venv, capsys):

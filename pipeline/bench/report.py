@@ -49,6 +49,8 @@ def markdown(results: dict) -> str:
             ratio, goal = online[f"{rule}_per_conventional"], online["goal_per_conventional"]
             add(f"{kind}: {rule} run / conventional run (T = {online['steps']})", ratio, "", goal)
     lines = ["| quantity | measured | goal | met |", "| --- | --- | --- | --- |", *rows]
+    if not rows:  # e.g. `--only contention`: its own table below, no empty one here
+        lines = []
     if "transformer" in results:
         ops = results["transformer"]["eager"]["operations"]
         lines += [
@@ -143,7 +145,7 @@ def markdown(results: dict) -> str:
         f"Machine: {info['processor']}, {info['cores_available']} cores available, "
         f"{info['torch_threads']} torch threads, torch {info['torch']}.",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).lstrip("\n") + "\n"
 
 
 def contention_table(contention: dict, cores: int | None = None) -> list[str]:
