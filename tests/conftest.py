@@ -42,6 +42,8 @@ FRESH_INSTALL = pytest.StashKey()  # tests/test_cluster.py's background install
 def pytest_collection_finish(session) -> None:
     """Start the README's fresh install (tests/test_cluster.py) now if a selected test needs it,
     so that it runs while the tests before it do."""
+    if session.config.option.collectonly:
+        return
     if any("fresh_venv" in getattr(item, "fixturenames", ()) for item in session.items):
         from tests.test_cluster import FreshInstall, fresh_install_unavailable
 
