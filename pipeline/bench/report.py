@@ -48,9 +48,9 @@ def markdown(results: dict) -> str:
         for rule in ("online_greedy", "online_positive", "online_softmax"):
             ratio, goal = online[f"{rule}_per_conventional"], online["goal_per_conventional"]
             add(f"{kind}: {rule} run / conventional run (T = {online['steps']})", ratio, "", goal)
-    lines = ["| quantity | measured | goal | met |", "| --- | --- | --- | --- |", *rows]
-    if not rows:  # e.g. `--only contention`: its own table below, no empty one here
-        lines = []
+    # no goal rows (e.g. `--only contention`): no empty table; the page opens with the next one
+    lines = ["| quantity | measured | goal | met |", "| --- | --- | --- | --- |"] if rows else []
+    lines += rows
     if "transformer" in results:
         ops = results["transformer"]["eager"]["operations"]
         lines += [
