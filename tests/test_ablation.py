@@ -396,6 +396,9 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     desired = pd.read_parquet(tmp_path / "results" / "data" / "perceptron-s1" / "desired.parquet")
     assert seeds.loc[1, "desired_label_balance"] == pytest.approx(desired["y"].mean())
     assert seeds["teacher_desired_angle"].between(0, 180).all()
+    correlation = pd.read_csv(tables / "perceptron_seeds_correlation.csv")
+    assert len(correlation) == 3 and (correlation["seeds"] == 2).all()
+    assert "Spearman" in (tables / "perceptron_seeds.md").read_text()
 
     # the scale study: the sweep's two settings over 2 seeds, the fit as numpy's polyfit
     scale = pd.read_csv(tables / "transformer_scale_runs.csv")
@@ -425,6 +428,28 @@ def yaml_file(path: str) -> dict:
     import yaml
 
     return yaml.safe_load(Path(path).read_text())
+
+
+def test_difficulty_correlation_ranks_the_ar_against_each_property_of_a_draw():
+    from pipeline.analysis.seeds import correlation_footer, difficulty_correlation
+
+    ar = [1.0, 1.2, 1.1, 1.5, 1.3]
+    runs = pd.DataFrame(
+        {
+            "variant": "default",
+            "test_ar_last": ar,
+            "test_cr_conventional": [3.0, 5.0, 4.0, 9.0, 6.0],  # same order as the AR: ρ = +1
+            "desired_label_balance": [0.5, 0.4, 0.6, 0.3, 0.2],
+            "teacher_desired_angle": [95.0, 90.0, 92.0, 80.0, 85.0],  # reverse order: ρ = −1
+        }
+    )
+    table = difficulty_correlation(runs, ["default"]).set_index("property")
+    assert table.loc["conventional test CR", "spearman_rho"] == pytest.approx(1.0)
+    assert table.loc["angle(teacher, desired mean)", "spearman_rho"] == pytest.approx(-1.0)
+    rho = stats.spearmanr(runs["desired_label_balance"], ar).statistic
+    assert table.loc["desired share of y = 1", "spearman_rho"] == pytest.approx(rho)
+    assert -1 < rho < 0  # ranks [3, 2, 4, 1, 0] against [0, 2, 1, 4, 3]: neither order
+    assert "| default | +1.00 (0.000) |" in correlation_footer(table.reset_index())
 
 
 def test_scale_fit_recovers_a_known_line_and_its_intervals_cover():

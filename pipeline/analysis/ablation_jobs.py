@@ -79,8 +79,14 @@ def ablation_table_job(smk) -> None:
 
 def seeds_table_job(smk) -> None:
     """results/tables/perceptron_seeds.{csv,md}: the AR's distribution over many seeds, and
-    ..._runs.csv with what makes each data draw easy or hard."""
-    from pipeline.analysis.seeds import data_difficulty, seeds_header
+    ..._runs.csv with what makes each data draw easy or hard, ..._correlation.csv how the AR
+    follows it."""
+    from pipeline.analysis.seeds import (
+        correlation_footer,
+        data_difficulty,
+        difficulty_correlation,
+        seeds_header,
+    )
 
     with job(rule_log(smk)):
         runs = ablation_runs_frame(smk)
@@ -95,12 +101,15 @@ def seeds_table_job(smk) -> None:
         runs.to_csv(smk.output.runs, index=False)
         order = list(smk.params.variants)
         table = distribution_table(runs, order)
+        correlation = difficulty_correlation(runs, order)
+        correlation.to_csv(smk.output.correlation, index=False)
         write_table(
             table,
             shown_distribution(table),
             smk.output.csv,
             smk.output.md,
             seeds_header(order, list(smk.params.seeds)),
+            correlation_footer(correlation),
         )
 
 

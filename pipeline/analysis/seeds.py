@@ -9,6 +9,8 @@ direction is estimated by the mean of (2y − 1) z over the training set.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
 from pipeline import paper
 from pipeline.results import read_pipeline_parquet
@@ -41,6 +43,55 @@ def data_difficulty(train_path: str, desired_path: str) -> dict:
             teacher_direction(z_train, y_train), z_desired.mean(axis=0)
         ),
     }
+
+
+# What makes a draw easy or hard: (column of the runs table, its name in the table).
+DIFFICULTY = [
+    ("test_cr_conventional", "conventional test CR"),
+    ("desired_label_balance", "desired share of y = 1"),
+    ("teacher_desired_angle", "angle(teacher, desired mean)"),
+]
+
+
+def difficulty_correlation(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Per variant and property of a draw: Spearman's ρ of the test AR (last policy) with it
+    over the seeds, and its two-sided p-value (rank-based: a handful of seeds, no linearity
+    assumed)."""
+    rows = []
+    for variant in order:
+        of = runs[runs["variant"] == variant]
+        for column, name in DIFFICULTY:
+            rho, p = stats.spearmanr(of[column], of["test_ar_last"])
+            rows.append(
+                {
+                    "variant": variant,
+                    "property": name,
+                    "seeds": len(of),
+                    "spearman_rho": float(rho),
+                    "p_value": float(p),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def correlation_footer(correlation: pd.DataFrame) -> str:
+    """The Markdown section under the seeds table: ρ (p) per variant and property."""
+    names = [name for _, name in DIFFICULTY]
+    lines = [
+        "",
+        "Spearman's ρ of the test AR (last policy) with what makes a draw easy or hard, over the "
+        "seeds (two-sided p in brackets; `perceptron_seeds_correlation.csv`):",
+        "",
+        "| variant | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for variant, of in correlation.groupby("variant", sort=False):
+        cells = [
+            f"{r.spearman_rho:+.2f} ({r.p_value:.3f})"
+            for r in of.set_index("property").loc[names].itertuples()
+        ]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def seeds_header(order: list[str], seeds: list[int]) -> str:

@@ -96,6 +96,7 @@ rule perceptron_seeds_table:
         csv="results/tables/perceptron_seeds.csv",
         md="results/tables/perceptron_seeds.md",
         runs="results/tables/perceptron_seeds_runs.csv",
+        correlation="results/tables/perceptron_seeds_correlation.csv",
     params:
         table=run_table_params("perceptron", SEEDS_RUNS),
         variants=config["perceptron_seeds"]["variants"],
