@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline import paper
+from pipeline.analysis.tables import markdown_table
 from pipeline.results import read_pipeline_parquet
 
 
@@ -76,22 +77,16 @@ def difficulty_correlation(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame
 
 def correlation_footer(correlation: pd.DataFrame) -> str:
     """The Markdown section under the seeds table: ρ (p) per variant and property."""
-    names = [name for _, name in DIFFICULTY]
-    lines = [
-        "",
-        "Spearman's ρ of the test AR (last policy) with what makes a draw easy or hard, over the "
-        "seeds (two-sided p in brackets; `perceptron_seeds_correlation.csv`):",
-        "",
-        "| variant | " + " | ".join(names) + " |",
-        "|---" * (len(names) + 1) + "|",
-    ]
-    for variant, of in correlation.groupby("variant", sort=False):
-        cells = [
-            f"{r.spearman_rho:+.2f} ({r.p_value:.3f})"
-            for r in of.set_index("property").loc[names].itertuples()
-        ]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    cells = correlation.assign(
+        cell=[f"{r.spearman_rho:+.2f} ({r.p_value:.3f})" for r in correlation.itertuples()]
+    )
+    shown = cells.pivot(index="variant", columns="property", values="cell")
+    shown = shown.loc[correlation["variant"].unique(), [name for _, name in DIFFICULTY]]
+    return (
+        "\nSpearman's ρ of the test AR (last policy) with what makes a draw easy or hard, over "
+        "the seeds (two-sided p in brackets; `perceptron_seeds_correlation.csv`):\n\n"
+        + markdown_table(shown.reset_index())
+    )
 
 
 def seeds_header(order: list[str], seeds: list[int]) -> str:
