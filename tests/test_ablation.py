@@ -450,6 +450,10 @@ def test_difficulty_correlation_ranks_the_ar_against_each_property_of_a_draw():
     assert table.loc["desired share of y = 1", "spearman_rho"] == pytest.approx(rho)
     assert -1 < rho < 0  # ranks [3, 2, 4, 1, 0] against [0, 2, 1, 4, 3]: neither order
     assert "| default | +1.00 (0.000) |" in correlation_footer(table.reset_index())
+    constant = runs.head(2).assign(desired_label_balance=0.5)  # 2 seeds, one property constant
+    with pytest.warns(stats.ConstantInputWarning):
+        two_seeds = difficulty_correlation(constant, ["default"])
+    assert "| default | +1.00 (–) | – (–) | -1.00 (–) |" in correlation_footer(two_seeds)
 
 
 def test_scale_fit_recovers_a_known_line_and_its_intervals_cover():

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline import paper
-from pipeline.analysis.tables import markdown_table
+from pipeline.analysis.tables import format_number, markdown_table
 from pipeline.results import read_pipeline_parquet
 
 
@@ -76,9 +76,13 @@ def difficulty_correlation(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame
 
 
 def correlation_footer(correlation: pd.DataFrame) -> str:
-    """The Markdown section under the seeds table: ρ (p) per variant and property."""
+    """The Markdown section under the seeds table: ρ (p) per variant and property; "–" where
+    it is undefined (a property constant over the seeds; p needs 3 seeds or more)."""
     cells = correlation.assign(
-        cell=[f"{r.spearman_rho:+.2f} ({r.p_value:.3f})" for r in correlation.itertuples()]
+        cell=[
+            f"{format_number(r.spearman_rho, '+.2f')} ({format_number(r.p_value, '.3f')})"
+            for r in correlation.itertuples()
+        ]
     )
     shown = cells.pivot(index="variant", columns="property", values="cell")
     shown = shown.loc[correlation["variant"].unique(), [name for _, name in DIFFICULTY]]
