@@ -277,6 +277,7 @@ def worker(workdir: Path) -> None:
     set_thread_environment(spec["threads"], spec.get("wait_policy", WAIT_POLICY))
     from pipeline.distributed import (
         backend,
+        barrier,
         destroy_process_group,
         init_process_group,
         is_main,
@@ -305,7 +306,16 @@ def worker(workdir: Path) -> None:
         logging.getLogger("pipeline").error("process failed: %s", err)
         sys.stderr.flush()
         os._exit(1)  # at once: peers blocked in a collective are stopped by the launcher
+    # Leave together, then skip the interpreter's finalization: a CI run saw a process that had
+    # finished its job killed by SIGABRT ("terminate called without an active exception", a C++
+    # thread of torch or gloo still joinable when static objects are destroyed at exit), which
+    # failed a job whose outputs were complete. Every output is closed by now; logs are flushed.
+    barrier()
     destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -39,16 +39,29 @@ def in_ci() -> bool:
 FRESH_INSTALL = pytest.StashKey()  # tests/test_cluster.py's background install
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The tests of the fresh install (tests/test_cluster.py) last: their install and SLURM run
+    start in the background at collection and take the cores the other tests leave idle."""
+    items.sort(key=lambda item: "fresh_venv" in getattr(item, "fixturenames", ()))
+
+
 def pytest_collection_finish(session) -> None:
     """Start the README's fresh install (tests/test_cluster.py) now if a selected test needs it,
-    so that it runs while the tests before it do."""
+    and after it the SLURM run if its test is selected, so that both run while the tests before
+    them do."""
     if session.config.option.collectonly:
         return
     if any("fresh_venv" in getattr(item, "fixturenames", ()) for item in session.items):
-        from tests.test_cluster import FreshInstall, fresh_install_unavailable
+        from tests.test_cluster import FreshInstall, cluster_unavailable, fresh_install_unavailable
 
+        cluster = any(
+            item.name == "test_fresh_install_runs_the_smoke_preset_through_slurm"
+            for item in session.items
+        )
         if fresh_install_unavailable() is None:
-            session.config.stash[FRESH_INSTALL] = FreshInstall()
+            session.config.stash[FRESH_INSTALL] = FreshInstall(
+                cluster=cluster and cluster_unavailable() is None
+            )
 
 
 def pytest_unconfigure(config) -> None:
