@@ -90,14 +90,15 @@ class FreshInstall:
     def _wait_for(self, returncode: Path, timeout: float) -> int:
         """The return code a stage wrote, once it has (or the background job ended without it)."""
         deadline = time.monotonic() + timeout
-        while not returncode.exists():
-            assert self.process.poll() is None or returncode.exists(), (
+        while not (written := returncode.exists() and returncode.read_text().strip()):
+            # `echo $? >` creates the file, then writes: wait for the number
+            ended = self.process.poll() is not None
+            assert not ended or returncode.exists(), (
                 f"the background job ended ({self.process.returncode}) before writing {returncode}"
             )
             assert time.monotonic() < deadline, f"no {returncode} after {timeout:.0f} s"
             time.sleep(0.5)
-        time.sleep(0.1)  # `echo` has created the file; let it write
-        return int(returncode.read_text())
+        return int(written)
 
     def wait(self) -> Path:
         """The venv, once the install has ended well (its output on failure)."""
