@@ -133,7 +133,8 @@ def engine_quantities(run: Run, seed: int, policy: Tensor) -> dict[str, Tensor]:
         theta = descent_step(run.model, theta, run.train, gamma[t], run.eta)[0]
     out["training: θ_T"] = theta
     gradient = epoch_gradient(run, theta0, gamma)
-    out["policy gradient: J"] = torch.as_tensor(gradient.objective)
+    # float64: torch.as_tensor of a Python float is float32, which rounds the reference's J
+    out["policy gradient: J"] = torch.as_tensor(gradient.objective, dtype=torch.float64)
     out["policy gradient: ∂J/∂γ"] = gradient.grad
     step = policy_step_size(run.settings["policy"], 0, run.steps)
     out["policy step: projected γ"] = project_to_simplex(gamma - step * gradient.grad)
