@@ -39,25 +39,26 @@ def in_ci() -> bool:
 FRESH_INSTALL = pytest.StashKey()  # tests/test_cluster.py's background install
 
 
+def _uses_fresh_install(item) -> bool:
+    return "fresh_venv" in getattr(item, "fixturenames", ())
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """The tests of the fresh install (tests/test_cluster.py) last: their install and SLURM run
     start in the background at collection and take the cores the other tests leave idle."""
-    items.sort(key=lambda item: "fresh_venv" in getattr(item, "fixturenames", ()))
+    items.sort(key=_uses_fresh_install)
 
 
 def pytest_collection_finish(session) -> None:
     """Start the README's fresh install (tests/test_cluster.py) now if a selected test needs it,
-    and after it the SLURM run if its test is selected, so that both run while the tests before
-    them do."""
+    and after it the SLURM run if a selected test is marked `cluster`, so that both run while
+    the tests before them do."""
     if session.config.option.collectonly:
         return
-    if any("fresh_venv" in getattr(item, "fixturenames", ()) for item in session.items):
+    if any(map(_uses_fresh_install, session.items)):
         from tests.test_cluster import FreshInstall, cluster_unavailable, fresh_install_unavailable
 
-        cluster = any(
-            item.name == "test_fresh_install_runs_the_smoke_preset_through_slurm"
-            for item in session.items
-        )
+        cluster = any(item.get_closest_marker("cluster") for item in session.items)
         if fresh_install_unavailable() is None:
             session.config.stash[FRESH_INSTALL] = FreshInstall(
                 cluster=cluster and cluster_unavailable() is None

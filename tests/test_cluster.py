@@ -25,7 +25,8 @@ from tests.conftest import FRESH_INSTALL, ROOT, SHARED_STORIES, SMOKE, copy_of_s
 
 pytestmark = pytest.mark.slow
 FIGURES = ["figure2", "figure4a", "figure4b", "figure5a", "figure5b"]
-SLURM_FIGURES = ["figure2", "figure5a"]  # .ci/slurm.sh's: every training and evaluation job
+SLURM_SCRIPT = (ROOT / ".ci" / "slurm.sh").read_text()
+SLURM_FIGURES = re.search(r"^FIGURES=\((.*)\)$", SLURM_SCRIPT, re.M)[1].split()  # its targets
 
 
 def cluster_unavailable() -> str | None:
@@ -138,6 +139,7 @@ def fresh_venv(fresh_install) -> Path:
     return fresh_install.wait()
 
 
+@pytest.mark.cluster
 def test_fresh_install_runs_the_smoke_preset_through_slurm(fresh_venv, fresh_install, capsys):
     """.ci/slurm.sh with the fresh venv's snakemake, run in the background since collection."""
     if reason := cluster_unavailable():
