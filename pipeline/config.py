@@ -583,12 +583,23 @@ def scale_runs(config: dict) -> list[tuple[dict, int, str]]:
     shared = dict(zip(map(sweep_run_name, sweep), scaling_sweep_runs(config), strict=True))
     out = []
     for point in list(sweep) + list(block["points"]):
+        main = config["transformer"]
+        same_as_sweep = point in sweep and _scale_point_block(
+            main, block["base"], point
+        ) == _at_sweep_point(copy.deepcopy(main), point)
         for seed in block["seeds"]:
             run = scale_run_name(point, seed)
-            if seed == config["seed"] and not block["base"] and point in sweep:
+            if seed == config["seed"] and same_as_sweep:
                 run = shared[sweep_run_name(point)]  # the sweep's own run (or the main run)
             out.append((point, seed, run))
     return out
+
+
+def _scale_point_block(block: dict, base: dict, point: dict) -> dict:
+    """The transformer block of a `transformer_scale` point: `block` with the study's `base`
+    merged in, then the point's (T, N, V) and, if the point gives them, its policy epochs (a
+    point's own setting is the more specific one)."""
+    return _at_sweep_point(merged(block, base), point)
 
 
 def all_run_names(config: dict) -> list[str]:
@@ -669,7 +680,7 @@ def run_settings(config: dict, name: str) -> dict:
         match = next((p for p, s, run in scale_runs(config) if run == name), None)
         if match is None:
             raise _unknown_run(config, name)
-        block = merged(_at_sweep_point(block, match), config["transformer_scale"]["base"])
+        block = _scale_point_block(block, config["transformer_scale"]["base"], match)
         seed = int(scale["seed"])
     elif kind == "perceptron" and variant:
         raise _unknown_run(config, name)

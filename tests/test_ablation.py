@@ -408,6 +408,8 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
         "transformer",  # the main run
         "transformer-T20-N64-V128-s1",
     ]
+    assert scale["policy_epochs"].tolist() == [1, 1, 2, 2]  # T10's own epochs, then the base's
+    assert "| 10 | 32 | 96 | 2 | 1 |" in (tables / "transformer_scale.md").read_text()
     np.testing.assert_allclose(scale["ln_TN"], np.log(scale["steps"] * scale["n_train"]))
     fit = json.loads((tables / "transformer_scale_fit.json").read_text())
     slope, intercept = np.polyfit(scale["ln_TN"], scale["test_ar"], 1)

@@ -409,6 +409,39 @@ def test_the_perceptron_step_size_sweep_adds_runs():
     assert set(names) <= set(all_run_names(config))  # `rule all` asks for run_names' summaries
 
 
+def test_scale_study_base_epochs_give_runs_of_their_own_and_a_points_epochs_win():
+    """`transformer_scale.base` changes every point's run; where it changes nothing (the smoke
+    preset), the point's run at the main seed is the sweep's own, and a point's policy_epochs
+    beats the base's."""
+    import yaml as _yaml
+
+    from pipeline.config import apply_defaults, scale_runs
+
+    default = apply_defaults(_yaml.safe_load((ROOT / "config.yaml").read_text()))
+    validate_config(default)
+    runs = {(p["steps"], seed): run for p, seed, run in scale_runs(default)}
+    assert runs[(150, 0)] == "transformer-T150-N256-V1024-s0"  # not the main run: 8 epochs
+    assert run_settings(default, runs[(150, 0)])["policy"]["epochs"] == 8
+    assert run_settings(default, "transformer")["policy"]["epochs"] == 20
+    assert run_settings(default, runs[(450, 2)])["policy"]["epochs"] == 8
+
+    smoke = merged_config()
+    validate_config(smoke)
+    assert [run for _, _, run in scale_runs(smoke)] == [
+        "transformer-T10-N32-V96", "transformer-T10-N32-V96-s1",
+        "transformer", "transformer-T20-N64-V128-s1",
+    ]  # fmt: skip
+    assert run_settings(smoke, "transformer-T10-N32-V96-s1")["policy"]["epochs"] == 1
+    assert run_settings(smoke, "transformer-T20-N64-V128-s1")["policy"]["epochs"] == 2
+
+    wider = merged_config({"transformer_scale": {"base": {"policy": {"epochs": 3}}}})
+    names = [run for _, _, run in scale_runs(wider)]
+    # T10's own epochs beat the base, so its run is the sweep's; T20 (the main run's) gets 3
+    assert names[0] == "transformer-T10-N32-V96" and names[2] == "transformer-T20-N64-V128-s0"
+    assert run_settings(wider, names[1])["policy"]["epochs"] == 1
+    assert run_settings(wider, names[2])["policy"]["epochs"] == 3
+
+
 def test_a_step_size_sweep_in_an_ablation_variant_is_refused():
     config = merged_config(
         {"perceptron_ablation": {"definitions": {"default": {"policy": {"step_size_sweep": [1]}}}}}

@@ -139,9 +139,13 @@ def scale_table_job(smk) -> None:
     with job(rule_log(smk)):
         runs = pd.DataFrame(
             [
-                scale_row(point, seed, run, conv, last)
-                for (point, seed, run), conv, last in zip(
-                    smk.params.runs, smk.input.conventional, smk.input.last, strict=True
+                scale_row(point, seed, run, epochs, conv, last)
+                for (point, seed, run), epochs, conv, last in zip(
+                    smk.params.runs,
+                    smk.params.policy_epochs,
+                    smk.input.conventional,
+                    smk.input.last,
+                    strict=True,
                 )
             ]
         )

@@ -79,8 +79,11 @@ def scale_variable(steps: float, n_train: float) -> float:
     return math.log(steps * n_train)
 
 
-def scale_row(point: dict, seed: int, run: str, conventional: str, last: str) -> dict:
-    """One run of the scale study: its (T, N, V), seed, and test AR of the last policy."""
+def scale_row(
+    point: dict, seed: int, run: str, policy_epochs: int, conventional: str, last: str
+) -> dict:
+    """One run of the scale study: its (T, N, V), seed, policy epochs and the test AR of the
+    last policy."""
     curves = [
         read_pipeline_parquet(path, ["test_loss"]).to_pandas()["test_loss"].to_numpy()
         for path in (conventional, last)
@@ -91,6 +94,7 @@ def scale_row(point: dict, seed: int, run: str, conventional: str, last: str) ->
         "steps": point["steps"],
         "n_train": point["n_train"],
         "vocab_size": point["vocab_size"],
+        "policy_epochs": policy_epochs,
         "ln_TN": scale_variable(point["steps"], point["n_train"]),
         "test_ar": acceleration_ratio(*curves),
     }
@@ -123,9 +127,13 @@ def scale_summary(runs: pd.DataFrame, target_steps: int, target_n: int) -> dict:
 
 
 def points_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (T, N, V): the seeds and the mean and sd (n − 1) of the test AR."""
-    grouped = runs.groupby(["steps", "n_train", "vocab_size"], sort=True)["test_ar"]
-    table = grouped.agg(seeds="count", test_ar_mean="mean", test_ar_sd="std").reset_index()
+    """Per (T, N, V): the seeds, their policy epochs and the mean and sd (n − 1) of the test AR."""
+    grouped = runs.groupby(["steps", "n_train", "vocab_size"], sort=True)
+    table = grouped["test_ar"].agg(seeds="count", test_ar_mean="mean", test_ar_sd="std")
+    table["policy_epochs"] = grouped["policy_epochs"].agg(
+        lambda epochs: "/".join(str(e) for e in sorted(set(epochs)))
+    )
+    table = table.reset_index()
     table["ln_TN"] = [
         scale_variable(t, n) for t, n in zip(table["steps"], table["n_train"], strict=True)
     ]
@@ -137,13 +145,13 @@ def scale_markdown(table: pd.DataFrame, summary: dict) -> str:
     lines = [
         "# Transformer toward the paper's scale: AR against ln(T·N)",
         "",
-        "| T | N | V | seeds | test AR (mean ± sd) |",
-        "| --- | --- | --- | --- | --- |",
+        "| T | N | V | seeds | policy epochs | test AR (mean ± sd) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in table.itertuples():
         lines.append(
             f"| {row.steps} | {row.n_train} | {row.vocab_size} | {row.seeds} | "
-            f"{row.test_ar_mean:.2f} ± {row.test_ar_sd:.2f} |"
+            f"{row.policy_epochs} | {row.test_ar_mean:.2f} ± {row.test_ar_sd:.2f} |"
         )
     s = summary
     inside = "inside" if s["paper_inside"] else "outside"

@@ -156,6 +156,7 @@ rule transformer_scale_table:
         runs="results/tables/transformer_scale_runs.csv",
     params:
         runs=SCALE_RUNS,
+        policy_epochs=[run_settings(config, run)["policy"]["epochs"] for *_, run in SCALE_RUNS],
         target=SCALE_TARGET,
     log:
         "results/logs/tables/transformer_scale.log",
