@@ -581,9 +581,9 @@ def scale_runs(config: dict) -> list[tuple[dict, int, str]]:
     block = config["transformer_scale"]
     sweep = config["transformer"]["scaling_sweep"]
     shared = dict(zip(map(sweep_run_name, sweep), scaling_sweep_runs(config), strict=True))
+    main = config["transformer"]
     out = []
     for point in list(sweep) + list(block["points"]):
-        main = config["transformer"]
         same_as_sweep = point in sweep and _scale_point_block(
             main, block["base"], point
         ) == _at_sweep_point(copy.deepcopy(main), point)

@@ -413,11 +413,9 @@ def test_scale_study_base_epochs_give_runs_of_their_own_and_a_points_epochs_win(
     """`transformer_scale.base` changes every point's run; where it changes nothing (the smoke
     preset), the point's run at the main seed is the sweep's own, and a point's policy_epochs
     beats the base's."""
-    import yaml as _yaml
-
     from pipeline.config import apply_defaults, scale_runs
 
-    default = apply_defaults(_yaml.safe_load((ROOT / "config.yaml").read_text()))
+    default = apply_defaults(yaml.safe_load((ROOT / "config.yaml").read_text()))
     validate_config(default)
     runs = {(p["steps"], seed): run for p, seed, run in scale_runs(default)}
     assert runs[(150, 0)] == "transformer-T150-N256-V1024-s0"  # not the main run: 8 epochs
