@@ -579,9 +579,9 @@ def scale_runs(config: dict) -> list[tuple[dict, int, str]]:
     """(point, seed, run) of `transformer_scale`: the Table 2 sweep's settings and the extra
     points, each over the block's seeds (points, then seeds)."""
     block = config["transformer_scale"]
-    sweep = config["transformer"]["scaling_sweep"]
-    shared = dict(zip(map(sweep_run_name, sweep), scaling_sweep_runs(config), strict=True))
     main = config["transformer"]
+    sweep = main["scaling_sweep"]
+    shared = dict(zip(map(sweep_run_name, sweep), scaling_sweep_runs(config), strict=True))
     out = []
     for point in list(sweep) + list(block["points"]):
         same_as_sweep = point in sweep and _scale_point_block(
