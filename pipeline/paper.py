@@ -5,6 +5,7 @@ They are reference values only: no result of the pipeline is computed from them.
 
 ACCELERATION_RATIO = {"perceptron": 5.50, "transformer": 2.41}  # Figure 5
 ACCELERATION_FIGURE = {"perceptron": "Figure 5a", "transformer": "Figure 5b"}
+TRANSFORMER_SCALE = {"steps": 4000, "n_train": 2**14}  # T and N of the run of Figure 5b
 
 # Table 1: scaling-law coefficients of the Transformer's test-loss curve, L = L0 + (B/t)^β.
 SCALING_LAW = {

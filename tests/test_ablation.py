@@ -415,6 +415,8 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     slope, intercept = np.polyfit(scale["ln_TN"], scale["test_ar"], 1)
     assert fit["b"] == pytest.approx(slope) and fit["a"] == pytest.approx(intercept)
     assert fit["prediction_low"] < fit["predicted_ar"] < fit["prediction_high"]
+    found = findings.judge(entries["transformer_scale"], tmp_path)  # its at-a-glance row
+    assert f"{fit['predicted_ar']:.2f}×, 95 % prediction interval" in found.ours
 
     figures = tmp_path / "results" / "figures"
     for name in ("perceptron_ablation", "transformer_ablation", "perceptron_seeds",

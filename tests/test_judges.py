@@ -371,3 +371,45 @@ def test_the_transformer_ablation_is_judged_on_the_transformers_number():
     assert found.paper == "AR 2.41× (Figure 5b)"
     assert found.verdict == REPRODUCED  # 1.9 ≥ 0.75 × 2.41 = 1.81; under the Perceptron's 5.50: no
     assert judges.ablation("ablation", table, kind="perceptron").verdict == PARTLY
+
+
+# --- the scale study -----------------------------------------------------------------------------
+
+
+def _scale_fit(ar_at_paper: float, noise: float, target=(4000, 16384)) -> dict:
+    """The fit the scale table writes, over 3 seeds at each of the sweep's three (T, N), on a
+    line of slope 0.08 through `ar_at_paper` at the paper's T·N, each seed off it by ±noise or 0."""
+    from pipeline.analysis.scale import scale_summary
+
+    x = np.repeat(np.log([50 * 64, 100 * 128, 150 * 256]), 3)
+    off = np.tile([-1.0, 0.0, 1.0], 3) * noise
+    line = ar_at_paper + 0.08 * (x - np.log(4000 * 16384))
+    runs = pd.DataFrame({"ln_TN": x, "test_ar": line + off})
+    return scale_summary(runs, *target)
+
+
+@pytest.mark.parametrize(
+    ("ar_at_paper", "noise", "target", "verdict"),
+    [
+        (2.41, 0.02, (4000, 16384), REPRODUCED),  # the line runs through the paper's AR
+        (3.50, 0.02, (4000, 16384), REPRODUCED),  # wholly above it: at least the paper's effect
+        (2.00, 0.02, (4000, 16384), PARTLY),  # above 1, below 2.41
+        (0.90, 0.02, (4000, 16384), NOT_REPRODUCED),  # no speed-up at the paper's scale
+        (2.00, 1.00, (4000, 16384), NO_DATA),  # holds 2.41 but reaches below 1: too wide
+        (2.41, 0.02, (8000, 16384), NO_DATA),  # extrapolated to another T than the paper's
+    ],
+)
+def test_the_scale_study_is_judged_by_its_prediction_interval_at_the_papers_scale(
+    ar_at_paper, noise, target, verdict
+):
+    fit = _scale_fit(ar_at_paper, noise, target)
+    found = judges.scale_extrapolation("scale", fit)
+    assert found.verdict == verdict
+    assert found.paper == "AR 2.41× (Figure 5b)"
+    assert (
+        f"{fit['predicted_ar']:.2f}×, 95 % prediction interval {fit['prediction_low']:.2f}–"
+        f"{fit['prediction_high']:.2f}" in found.ours
+    )
+    assert ("not the paper's T and N" in found.ours) == (target != (4000, 16384))
+    if verdict == NO_DATA and noise > 0.5:  # the premise of the case: wide, holding 2.41 and 1
+        assert fit["prediction_low"] < 1 < 2.41 < fit["prediction_high"]

@@ -100,6 +100,8 @@ ENTRIES: list[Entry] = [
              partial(judges.ablation, kind=kind), "table")
       for kind in ("perceptron", "transformer")
       for suffix, shown in (("", "figure"), ("_table", "table"))),
+    Entry("transformer_scale", "Transformer AR toward the paper's scale (fit)", "transformer_scale",
+          {"fit": "results/tables/transformer_scale_fit.json"}, judges.scale_extrapolation),
     Entry("online_policies", "Online policies (ours)", "online_policies",
           {kind: f"results/tables/online_policies_{kind}.csv"
            for kind in ("perceptron", "transformer")}, judges.online_policies),

@@ -392,6 +392,45 @@ def scaling_sweep(item: str, table2: pd.DataFrame) -> Finding:
     )
 
 
+def scale_extrapolation(item: str, fit: dict) -> Finding:
+    """`transformer_scale`: the Transformer's AR fitted against ln(T·N) over the runs and
+    extrapolated to the paper's (T, N), judged by whether the 95 % prediction interval there
+    holds the paper's AR (or lies above it). An interval that also reaches down to AR = 1 holds
+    almost anything, so it tells nothing (no data), as does an extrapolation to another (T, N)
+    than the paper's."""
+    ref = paper.ACCELERATION_RATIO["transformer"]
+    scale = paper.TRANSFORMER_SCALE
+    target = (fit["target_steps"], fit["target_n_train"])
+    low, predicted, high = fit["prediction_low"], fit["predicted_ar"], fit["prediction_high"]
+    finite = all(np.isfinite(v) for v in (low, predicted, high))
+    inside = finite and low <= ref <= high
+    paper_scale = target == (scale["steps"], scale["n_train"])
+    if not finite or fit["runs"] < 3 or not paper_scale or (inside and low <= 1):
+        verdict = NO_DATA
+    elif high >= ref and low > 1:  # holds the paper's AR, or lies wholly above it
+        verdict = REPRODUCED
+    else:
+        verdict = PARTLY if low > 1 else NOT_REPRODUCED
+    return Finding(
+        item,
+        f"the near-optimal Transformer policy is {ref:.2f}× faster on the test set at "
+        f"T = {scale['steps']}, N = {scale['n_train']}",
+        f"AR {ref:.2f}× ({paper.ACCELERATION_FIGURE['transformer']})",
+        f"AR = {fit['a']:.3f} + {fit['b']:.3f} ln(T·N) over {fit['runs']} runs (slope 95 % CI "
+        f"{fit['b_ci_low']:.3f}–{fit['b_ci_high']:.3f}); at T = {target[0]}, N = {target[1]}: "
+        f"{predicted:.2f}×, 95 % prediction interval {low:.2f}–{high:.2f}"
+        + ("" if paper_scale else " (not the paper's T and N: `transformer_scale.target_*`)"),
+        verdict,
+        rule(
+            "the fit's 95 % prediction interval at the paper's T and N lies above 1 and holds "
+            "the paper's AR (or lies above it)",
+            "the interval lies above 1, below the paper's AR",
+            "fewer than 3 runs, a bound not finite, an extrapolation to another T and N, or an "
+            "interval that holds the paper's AR but reaches down to 1 (too wide to tell)",
+        ),
+    )
+
+
 def ablation(item: str, table: pd.DataFrame, kind: str) -> Finding:
     """An experiment's ablation judged on the variant with the main run's settings (column
     `main`: the reading the project stands behind), by its test AR over the seeds with its

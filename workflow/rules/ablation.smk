@@ -175,7 +175,13 @@ rule transformer_scale_figure:
         runs="results/tables/transformer_scale_runs.csv",
     output:
         pdf="results/figures/transformer_scale.pdf",
-        png="results/figures/transformer_scale.png",
+        png=report(
+            "results/figures/transformer_scale.png",
+            caption="../report/transformer_scale.rst",
+            category="Figures",
+            subcategory="Ablations",
+            labels=finding("transformer_scale"),
+        ),
     params:
         target=SCALE_TARGET,
     log:
@@ -194,3 +200,9 @@ rule transformer_scale:
     input:
         rules.transformer_scale_table.output,
         rules.transformer_scale_figure.output,
+
+
+TARGETS["transformer_scale"] += [
+    *rules.transformer_scale_table.output,
+    *rules.transformer_scale_figure.output,
+]

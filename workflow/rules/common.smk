@@ -234,6 +234,7 @@ TARGETS = {
     "transformer": [],
     "perceptron_ablation": [],
     "transformer_ablation": [],
+    "transformer_scale": [],
     "online_policies": [],
 }
 EXTRA_TARGETS = []
