@@ -403,7 +403,7 @@ def scale_extrapolation(item: str, fit: dict) -> Finding:
     target = (fit["target_steps"], fit["target_n_train"])
     low, predicted, high = fit["prediction_low"], fit["predicted_ar"], fit["prediction_high"]
     finite = all(np.isfinite(v) for v in (low, predicted, high))
-    inside = finite and low <= ref <= high
+    inside = fit["paper_inside"]  # decided once, where the fit is made (analysis.scale)
     paper_scale = target == (scale["steps"], scale["n_train"])
     if not finite or fit["runs"] < 3 or not paper_scale or (inside and low <= 1):
         verdict = NO_DATA
