@@ -295,6 +295,19 @@ def _validation_problems(block: dict, name: str) -> list[str]:
     ]
 
 
+def _desired_base_problems(block: dict, name: str) -> list[str]:
+    """`data.n_desired_base` draws the other splits as with that many desired stories: at most
+    n_desired of them (the Transformer's only)."""
+    data = block["data"]
+    if data["n_desired_base"] <= data["n_desired"]:
+        return []
+    return [
+        f"`{name}.data.n_desired_base` = {data['n_desired_base']} exceeds `{name}.data.n_desired` "
+        f"= {data['n_desired']}: the base draw's desired stories are part of the desired set; "
+        "lower it to at most n_desired (0: draw as n_desired itself)."
+    ]
+
+
 def _cross_setting_problems(config: dict) -> list[str]:
     """Rules the schema cannot state: they relate two settings."""
     problems = [m for kind in ("perceptron", "transformer") for m in _process_errors(config, kind)]
@@ -303,6 +316,7 @@ def _cross_setting_problems(config: dict) -> list[str]:
         for kind in ("perceptron", "transformer")
         for m in _validation_problems(config[kind], kind)
     ]
+    problems += _desired_base_problems(config["transformer"], "transformer")
     for kind in ABLATION_EXPERIMENTS:
         ablation = config[ablation_key(kind)]
         for variant in ablation["variants"]:
@@ -310,6 +324,8 @@ def _cross_setting_problems(config: dict) -> list[str]:
                 block = variant_block(config, kind, variant)
                 name = f"{ablation_key(kind)}.definitions.{variant}"
                 problems += _validation_problems(block, name)
+                if kind == "transformer" and block["data"] != config["transformer"]["data"]:
+                    problems += _desired_base_problems(block, name)  # the main block's: above
     for kind in ("perceptron", "transformer"):
         policy = config[kind]["policy"]
         runs = [(f"{kind}.policy.epochs", policy["epochs"])]

@@ -195,6 +195,10 @@ def test_the_selected_policy_is_the_epoch_with_the_lowest_validation_auc(data_di
             "transformer.policy.validation_fraction",
         ),
         ({"perceptron_ablation": {"seeds": [-1]}}, "perceptron_ablation.seeds"),
+        (
+            {"transformer": {"data": {"n_desired_base": 17}}},  # the smoke preset's K is 16
+            "`transformer.data.n_desired_base` = 17 exceeds `transformer.data.n_desired` = 16",
+        ),
         ({"perceptron_ablation": {"variants": ["defualt"]}}, "Did you mean `default`?"),
         (
             {"perceptron_ablation": {"definitions": {"x": {"policy": {"step_sise": 1.0}}}}},

@@ -56,6 +56,7 @@ def settings_for(local_file: Path, **overrides) -> dict:
         "hub_revision": "main",
         "n_train": 40,
         "n_desired": 8,
+        "n_desired_base": 0,
         "n_test": 8,
         "vocab_size": 24,
         "seq_len": 16,
@@ -334,6 +335,43 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path, synthetic_file):
     ).read_bytes()
 
 
+def assert_the_desired_set_grows_alone(base: Path, larger: Path, n_base: int) -> None:
+    """`larger` holds `base`'s train and test sets and vocabulary byte for byte, and its desired
+    set is `base`'s followed by stories of neither split, tokenised with that vocabulary."""
+    for name in ("train.parquet", "test.parquet"):
+        assert (base / name).read_bytes() == (larger / name).read_bytes(), name
+    vocab = TopVocabulary.load(base / "vocab.json")
+    assert TopVocabulary.load(larger / "vocab.json") == vocab  # pieces, ids and counts
+    small, large = read_split(base, "desired"), read_split(larger, "desired")
+    assert large.slice(0, n_base).equals(small) and large.num_rows > n_base
+    taken = {i for split in ("train", "desired", "test")
+             for i in read_split(base, split).column("story_id").to_pylist()}  # fmt: skip
+    further = large.column("story_id").to_pylist()[n_base:]
+    assert len(set(further)) == len(further) and not taken & set(further)
+    assert max(t for row in large.column("tokens").to_pylist() for t in row) < vocab.vocab_size
+
+
+def test_a_larger_desired_set_over_its_base_draw_changes_nothing_else(tmp_path, synthetic_file):
+    """`n_desired_base` (transformer_ablation's k512): K = 20 over the draw of K = 8 keeps the
+    train and test sets and the vocabulary of K = 8; K = 20 drawn alone moves the test set (it
+    follows the desired stories in the permutation) and the vocabulary (counted on all three)."""
+    build_tinystories(settings_for(synthetic_file), tmp_path / "k8", seed=3)
+    larger = settings_for(synthetic_file, n_desired=20, n_desired_base=8)
+    stats = build_tinystories(larger, tmp_path / "k20", seed=3)
+    assert (stats["n_desired"], stats["n_desired_base"]) == (20, 8)
+    assert_the_desired_set_grows_alone(tmp_path / "k8", tmp_path / "k20", 8)
+    loaded = load_stories("local", [str(synthetic_file)], "x/y", "train", 1)
+    vocab = TopVocabulary.load(tmp_path / "k20" / "vocab.json")
+    for row in read_split(tmp_path / "k20", "desired").to_pylist()[8:]:
+        assert row["tokens"] == vocab.encode(loaded[row["story_id"]])
+
+    build_tinystories(settings_for(synthetic_file, n_desired=20), tmp_path / "alone", seed=3)
+    test_ids = [read_split(tmp_path / d, "test").column("story_id") for d in ("k8", "alone")]
+    assert not test_ids[0].equals(test_ids[1])
+    with pytest.raises(ValueError, match="transformer.data.n_desired_base = 9 must lie between"):
+        build_tinystories(settings_for(synthetic_file, n_desired_base=9), tmp_path / "bad", 3)
+
+
 @pytest.mark.skipif(not SHARED_STORIES.is_file(), reason=f"shared stories not at {SHARED_STORIES}")
 def test_build_on_the_shared_tinystories(tmp_path):
     settings = settings_for(
@@ -409,6 +447,14 @@ def test_the_hub_path_runs_through_the_real_load_dataset(tmp_path, monkeypatch, 
     assert calls == [((str(hub),), {"split": "train", "revision": "main", "streaming": True})]
     assert stats["n_loaded"] == needed and stats["n_perturbed"] == 20
     assert read_split(tmp_path / "hub", "train").column("operations").to_pylist()[0] is not None
+
+    # 12 desired stories more over the same base draw (n_desired_base): the stream's next ones
+    more = stories_module.distinct_texts(rows.column("text").to_pylist(), limit=needed + 12)
+    larger = {**data, "hub_dataset": str(_hub_layout(tmp_path / "More", more))}
+    build_tinystories(larger | {"n_desired": 20, "n_desired_base": 8}, tmp_path / "hub20", 0)
+    assert_the_desired_set_grows_alone(tmp_path / "hub", tmp_path / "hub20", 8)
+    further = read_split(tmp_path / "hub20", "desired").column("story_id").to_pylist()[8:]
+    assert further == list(range(needed, needed + 12))
 
     local = write_parquet_stories(tmp_path / "stories.parquet", texts)
     build_tinystories(

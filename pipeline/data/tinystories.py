@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.data.perturb import perturb
-from pipeline.data.stories import load_stories
+from pipeline.data.stories import load_stories, resolve_source
 from pipeline.data.tokenizer import (
     N_SPECIAL,
     UNK_ID,
@@ -53,6 +53,7 @@ SETTING_KEYS = (
     "hub_revision",
     "n_train",
     "n_desired",
+    "n_desired_base",
     "n_test",
     "vocab_size",
     "seq_len",
@@ -87,6 +88,11 @@ def check_settings(settings: dict) -> None:
     for key in ("n_train", "n_desired", "n_test", "vocab_size"):
         if int(settings[key]) < 1:
             raise ValueError(f"transformer.data.{key} = {settings[key]} must be positive.")
+    if not 0 <= int(settings["n_desired_base"]) <= int(settings["n_desired"]):
+        raise ValueError(
+            f"transformer.data.n_desired_base = {settings['n_desired_base']} must lie between 0 "
+            f"(the draw of n_desired itself) and n_desired = {settings['n_desired']}."
+        )
     if int(settings["seq_len"]) < 2:
         raise ValueError("transformer.data.seq_len must be at least 2 ([BOS] + one token).")
     if not 0.0 <= float(settings["perturbed_fraction"]) <= 1.0:
@@ -102,6 +108,21 @@ def sample_splits(
     order = rng.permutation(n_stories)[: sum(sizes)]
     bounds = np.cumsum([0, *sizes])
     return [order[a:b].astype(np.int64) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def draw_splits(
+    n_loaded: int, sizes: Sequence[int], n_further: int, streamed: bool, rng: np.random.Generator
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The train, desired and test ids of the base draw, and the ids of `n_further` desired
+    stories beyond it (`transformer.data.n_desired_base`) that change none of them. From files
+    read whole, the further stories continue the base draw's permutation; streamed from the hub,
+    which yields exactly what a run needs (so the base run's pool is its first stories), they
+    are the stream's next ones."""
+    if streamed and n_further:
+        pool = sum(sizes)
+        return sample_splits(pool, sizes, rng), np.arange(pool, pool + n_further, dtype=np.int64)
+    *base, further = sample_splits(n_loaded, (*sizes, n_further), rng)
+    return base, further
 
 
 def choose_perturbed(n_train: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -243,9 +264,10 @@ def build_tinystories(settings: dict, out_dir: Path | str, seed: int) -> dict:
     n_train, n_desired, n_test = (int(settings[k]) for k in ("n_train", "n_desired", "n_test"))
     vocab_size, seq_len = int(settings["vocab_size"]), int(settings["seq_len"])
 
+    source, local_files = settings["source"], list(settings["local_files"] or [])
     stories = load_stories(
-        settings["source"],
-        list(settings["local_files"] or []),
+        source,
+        local_files,
         settings["hub_dataset"],
         settings["hub_split"],
         hub_revision=settings["hub_revision"],
@@ -254,13 +276,13 @@ def build_tinystories(settings: dict, out_dir: Path | str, seed: int) -> dict:
     rng_split, rng_pick, rng_ops = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
-    ids = dict(
-        zip(
-            SPLITS,
-            sample_splits(len(stories), (n_train, n_desired, n_test), rng_split),
-            strict=True,
-        )
+    n_base = int(settings["n_desired_base"]) or n_desired
+    streamed = n_desired > n_base and resolve_source(source, local_files)[0] == "hub"
+    (train_ids, desired_ids, test_ids), further_ids = draw_splits(
+        len(stories), (n_train, n_base, n_test), n_desired - n_base, streamed, rng_split
     )
+    desired_ids = np.concatenate([desired_ids, further_ids])
+    ids = dict(zip(SPLITS, (train_ids, desired_ids, test_ids), strict=True))
     log.info(
         "sampled %d train, %d desired, %d test stories (seed %d) from %d",
         n_train,
@@ -273,7 +295,8 @@ def build_tinystories(settings: dict, out_dir: Path | str, seed: int) -> dict:
     sampled = np.concatenate([ids[s] for s in SPLITS])
     pieces = encode_pieces([stories[i] for i in sampled])
     truncated = [p[: seq_len - 1] for p in pieces]
-    counts = count_pieces(truncated)
+    further = range(n_train + n_base, n_train + n_desired)  # counted on the base draw alone
+    counts = count_pieces([p for row, p in enumerate(truncated) if row not in further])
     vocab = TopVocabulary.from_counts(counts, vocab_size, seq_len)
     compact = [vocab.compact(p) for p in truncated]
     bounds = np.cumsum([0, n_train, n_desired, n_test])
@@ -316,7 +339,8 @@ def build_tinystories(settings: dict, out_dir: Path | str, seed: int) -> dict:
     vocab.save(
         out / "vocab.json",
         extra={
-            "vocab_counted_on": "truncated sequences of the sampled train + desired + test stories",
+            "vocab_counted_on": "truncated sequences of the sampled train + desired + test stories"
+            + (f" (of the first {n_base} desired ones)" if len(further) else ""),
             "seed": seed,
             "settings": dict(settings),
         },
@@ -329,6 +353,7 @@ def build_tinystories(settings: dict, out_dir: Path | str, seed: int) -> dict:
         "n_loaded": len(stories),
         "n_train": n_train,
         "n_desired": n_desired,
+        "n_desired_base": n_base,
         "n_test": n_test,
         "n_perturbed": int(perturbed.sum()),
         "vocab_size": vocab.vocab_size,
