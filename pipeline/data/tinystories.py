@@ -118,7 +118,7 @@ def draw_splits(
     read whole, the further stories continue the base draw's permutation; streamed from the hub,
     which yields exactly what a run needs (so the base run's pool is its first stories), they
     are the stream's next ones."""
-    if streamed and n_further:
+    if streamed:  # the base run streamed exactly sum(sizes) stories
         pool = sum(sizes)
         return sample_splits(pool, sizes, rng), np.arange(pool, pool + n_further, dtype=np.int64)
     *base, further = sample_splits(n_loaded, (*sizes, n_further), rng)
