@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from pipeline.experiment import initial_parameters, load_run
 from pipeline.models.perceptron import Perceptron
 from pipeline.policy.optimize import optimize_policy
 from tests.conftest import (
+    ROOT,
     SMOKE,
     assert_drawn,
     copy_of_smoke_run,
@@ -427,6 +429,24 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
                  "transformer_scale"):  # fmt: skip
         for ext in ("pdf", "png"):
             assert_drawn(figures / f"{name}.{ext}")
+    # their report: every figure and table with its caption, in the studies' own subcategory
+    report = tmp_path / "results" / "report-fidelity.html"
+    result = snakemake(tmp_path, *targets, "--configfile", SMOKE, str(tmp_path / "stories.yaml"),
+                       "--report", str(report))  # fmt: skip
+    assert "(ERROR/" not in result.stderr and "(SEVERE/" not in result.stderr, result.stderr
+    html = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m[1], 16)), report.read_text())
+    assert "Fidelity (beyond the paper)" in html
+    for name in ("perceptron_ablation", "transformer_ablation", "perceptron_seeds",
+                 "transformer_scale"):  # fmt: skip
+        assert f"{name}.png" in html, f"{name}.png is not in the report"
+    for kind in ("Perceptron", "Transformer"):
+        assert f"{kind} ablation — what the acceleration ratio depends on." in html
+    for name in ("perceptron_seeds", "perceptron_seeds_table", "transformer_scale",
+                 "transformer_scale_table"):  # fmt: skip
+        caption = (ROOT / "workflow" / "report" / f"{name}.rst").read_text()
+        title = caption.split("**")[1].splitlines()[0]  # a caption's lines stay lines
+        assert title in html, f"the caption of {name} ({title!r}) is not in the report"
+
     # none of them is part of `all`
     assert not (smoke_run / "results" / "tables" / "perceptron_ablation.csv").exists()
     assert not (smoke_run / "results" / "transformer-authors-s0").exists()

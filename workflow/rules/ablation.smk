@@ -4,6 +4,9 @@
 # by the generic rules of data.smk and train.smk; only the policies the tables need are evaluated
 # (conventional, last, the selected one under `policy.selection: validation`): every epoch's test
 # AR comes from the optimisation's history. One rule per output serves both experiments.
+# In the report, these studies beyond the paper share one subcategory (the README's "Fidelity").
+
+FIDELITY = "Fidelity (beyond the paper)"
 
 
 rule ablation_table:
@@ -14,7 +17,7 @@ rule ablation_table:
             "results/tables/{experiment}_ablation.csv",
             caption="../report/ablation_table.rst",
             category="Tables",
-            subcategory="Ablations",
+            subcategory=FIDELITY,
             labels=lambda w: report_labels(f"{w.experiment}_ablation_table"),
         ),
         md="results/tables/{experiment}_ablation.md",
@@ -49,7 +52,7 @@ rule ablation_figure:
             "results/figures/{experiment}_ablation.png",
             caption="../report/ablation.rst",
             category="Figures",
-            subcategory="Ablations",
+            subcategory=FIDELITY,
             labels=lambda w: report_labels(f"{w.experiment}_ablation"),
         ),
     params:
@@ -93,7 +96,12 @@ rule perceptron_seeds_table:
             f"results/data/{settings(run)['data_name']}/desired.parquet" for *_, run in SEEDS_RUNS
         ],
     output:
-        csv="results/tables/perceptron_seeds.csv",
+        csv=report(
+            "results/tables/perceptron_seeds.csv",
+            caption="../report/perceptron_seeds_table.rst",
+            category="Tables",
+            subcategory=FIDELITY,
+        ),
         md="results/tables/perceptron_seeds.md",
         runs="results/tables/perceptron_seeds_runs.csv",
         correlation="results/tables/perceptron_seeds_correlation.csv",
@@ -118,7 +126,12 @@ rule perceptron_seeds_figure:
         runs="results/tables/perceptron_seeds_runs.csv",
     output:
         pdf="results/figures/perceptron_seeds.pdf",
-        png="results/figures/perceptron_seeds.png",
+        png=report(
+            "results/figures/perceptron_seeds.png",
+            caption="../report/perceptron_seeds.rst",
+            category="Figures",
+            subcategory=FIDELITY,
+        ),
     params:
         variants=config["perceptron_seeds"]["variants"],
     log:
@@ -150,7 +163,13 @@ rule transformer_scale_table:
         conventional=[steps_dump(run, "conventional") for *_, run in SCALE_RUNS],
         last=[steps_dump(run, last_policy(run)) for *_, run in SCALE_RUNS],
     output:
-        csv="results/tables/transformer_scale.csv",
+        csv=report(
+            "results/tables/transformer_scale.csv",
+            caption="../report/transformer_scale_table.rst",
+            category="Tables",
+            subcategory=FIDELITY,
+            labels=finding("transformer_scale"),
+        ),
         md="results/tables/transformer_scale.md",
         fit="results/tables/transformer_scale_fit.json",
         runs="results/tables/transformer_scale_runs.csv",
@@ -179,7 +198,7 @@ rule transformer_scale_figure:
             "results/figures/transformer_scale.png",
             caption="../report/transformer_scale.rst",
             category="Figures",
-            subcategory="Ablations",
+            subcategory=FIDELITY,
             labels=finding("transformer_scale"),
         ),
     params:
