@@ -444,7 +444,7 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     for name in ("perceptron_seeds", "perceptron_seeds_table", "transformer_scale",
                  "transformer_scale_table"):  # fmt: skip
         caption = (ROOT / "workflow" / "report" / f"{name}.rst").read_text()
-        title = caption.split("**")[1].splitlines()[0]  # a caption's lines stay lines
+        title = caption.split("**")[1].splitlines()[0]  # the report keeps the caption's line breaks
         assert title in html, f"the caption of {name} ({title!r}) is not in the report"
 
     # none of them is part of `all`
