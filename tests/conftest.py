@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,22 @@ def assert_drawn(path: Path) -> None:
     ink = float((image < 0.95).any(axis=-1).mean())
     assert min(image.shape[:2]) >= 200, f"{path}: {image.shape[1]} × {image.shape[0]} pixels"
     assert 0.005 < ink < 0.9, f"{path}: {ink:.1%} of the pixels drawn"
+
+
+def report_html(result: subprocess.CompletedProcess, report: Path) -> str:
+    """The HTML of a `snakemake --report` run, its \\uXXXX escapes decoded; fails if docutils
+    could not render a caption (it then says `(ERROR/` or `(SEVERE/` and shows it garbled)."""
+    assert "(ERROR/" not in result.stderr and "(SEVERE/" not in result.stderr, result.stderr
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m[1], 16)), Path(report).read_text())
+
+
+def caption_title(name: str) -> str:
+    """The first line of the bold title of `workflow/report/<name>.rst`, as the report shows it
+    (the report keeps the caption's line breaks; a title ends before any template field)."""
+    caption = (ROOT / "workflow" / "report" / f"{name}.rst").read_text()
+    title = caption.split("**")[1].splitlines()[0].split("{{")[0].strip()
+    assert title, f"workflow/report/{name}.rst has no bold title to look for"
+    return title
 
 
 def copy_of_smoke_run(smoke_run: Path, dest: Path, *, trained_only: bool = False) -> Path:

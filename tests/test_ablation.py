@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,13 @@ from pipeline.experiment import initial_parameters, load_run
 from pipeline.models.perceptron import Perceptron
 from pipeline.policy.optimize import optimize_policy
 from tests.conftest import (
-    ROOT,
     SMOKE,
     assert_drawn,
+    caption_title,
     copy_of_smoke_run,
     fake_snakemake,
     merged_config,
+    report_html,
     snakemake,
 )
 
@@ -433,8 +433,7 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
     report = tmp_path / "results" / "report-fidelity.html"
     result = snakemake(tmp_path, *targets, "--configfile", SMOKE, str(tmp_path / "stories.yaml"),
                        "--report", str(report))  # fmt: skip
-    assert "(ERROR/" not in result.stderr and "(SEVERE/" not in result.stderr, result.stderr
-    html = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m[1], 16)), report.read_text())
+    html = report_html(result, report)
     assert "Fidelity (beyond the paper)" in html
     for name in ("perceptron_ablation", "transformer_ablation", "perceptron_seeds",
                  "transformer_scale"):  # fmt: skip
@@ -443,8 +442,7 @@ def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):
         assert f"{kind} ablation — what the acceleration ratio depends on." in html
     for name in ("perceptron_seeds", "perceptron_seeds_table", "transformer_scale",
                  "transformer_scale_table"):  # fmt: skip
-        caption = (ROOT / "workflow" / "report" / f"{name}.rst").read_text()
-        title = caption.split("**")[1].splitlines()[0]  # the report keeps the caption's line breaks
+        title = caption_title(name)
         assert title in html, f"the caption of {name} ({title!r}) is not in the report"
 
     # none of them is part of `all`
