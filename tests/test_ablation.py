@@ -15,7 +15,7 @@ from scipy import stats
 
 from pipeline import jobs
 from pipeline.analysis import findings
-from pipeline.analysis.ablation import AblationRun, run_metrics, variant_table
+from pipeline.analysis.ablation import AblationRun, run_metrics, shown_table, variant_table
 from pipeline.analysis.judges import NO_DATA
 from pipeline.config import ConfigError, ablation_runs, run_settings, validate_config
 from pipeline.data.perceptron import make_perceptron_data
@@ -321,6 +321,26 @@ def test_run_metrics_on_hand_made_curves(tmp_path):
     assert table.loc[0, "test_ar_last_mean"] == pytest.approx(1.0)
     assert table.loc[0, "test_ar_last_sd"] == pytest.approx(np.std([0.5, 1.5], ddof=1))
     assert table.loc[0, "seeds"] == 2
+
+
+def test_shown_table_prints_epochs_as_integers_and_ars_with_two_decimals():
+    runs = pd.DataFrame(
+        {
+            "variant": "a",
+            "seed": [0, 1],
+            "test_ar_best_epoch": [1.5789, 1.5625],
+            "best_ar_epoch": [15, 16],
+        }
+        | {
+            c: [1.5, 1.5]
+            for c in ("test_ar_last", "test_ar_selected", "desired_ar", "j_reduction_pct")
+        }
+        | {c: [1.3, 1.3] for c in ("test_cr_conventional", "test_cr_last", "test_cr_selected")}
+        | {c: [20, 20] for c in ("best_test_epoch", "selected_epoch")}
+    )
+    row = shown_table(variant_table(runs, ["a"])).iloc[0]
+    assert row["test AR, epoch of highest"] == "1.57 ± 0.01"
+    assert row["epoch of highest test AR"] == "16 ± 1"
 
 
 def test_smoke_ablations_seeds_and_scale_targets(smoke_run, tmp_path):

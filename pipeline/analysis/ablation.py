@@ -34,6 +34,9 @@ METRICS = [
     ("test_ar_best_epoch", "test AR, epoch of highest"),
 ]
 
+#: The METRICS that are epoch numbers (shown as integers).
+EPOCH_METRICS = {"best_test_epoch", "selected_epoch", "best_ar_epoch"}
+
 #: Prefix of the runs table's per-epoch test AR columns (every epoch, from the optimisation's
 #: history): test_ar_epoch0001, …
 EPOCH_AR = "test_ar_epoch"
@@ -182,7 +185,7 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     """The variant table formatted for people: mean ± sd per cell."""
     shown = pd.DataFrame({"variant": table["variant"], "seeds": table["seeds"]})
     for column, heading in METRICS:
-        spec = ".0f" if column.endswith("epoch") or column == "j_reduction_pct" else ".2f"
+        spec = ".0f" if column in EPOCH_METRICS or column == "j_reduction_pct" else ".2f"
         if column.startswith("test_cr"):
             spec = ".3f"
         shown[heading] = [
