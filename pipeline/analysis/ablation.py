@@ -19,23 +19,20 @@ from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.analysis.tables import format_number
 from pipeline.results import read_pipeline_parquet
 
-#: (column, heading) of the metrics aggregated per variant, in table order.
+#: (column, heading, format) of the metrics aggregated per variant, in table order.
 METRICS = [
-    ("test_ar_last", "test AR, last policy"),
-    ("test_ar_selected", "test AR, selected policy"),
-    ("desired_ar", "desired AR, last policy"),
-    ("j_reduction_pct", "J reduction (%)"),
-    ("test_cr_conventional", "test CR, conventional"),
-    ("test_cr_last", "test CR, last"),
-    ("test_cr_selected", "test CR, selected"),
-    ("best_test_epoch", "epoch of lowest test AUC"),
-    ("selected_epoch", "selected epoch"),
-    ("best_ar_epoch", "epoch of highest test AR"),
-    ("test_ar_best_epoch", "test AR, epoch of highest"),
+    ("test_ar_last", "test AR, last policy", ".2f"),
+    ("test_ar_selected", "test AR, selected policy", ".2f"),
+    ("desired_ar", "desired AR, last policy", ".2f"),
+    ("j_reduction_pct", "J reduction (%)", ".0f"),
+    ("test_cr_conventional", "test CR, conventional", ".3f"),
+    ("test_cr_last", "test CR, last", ".3f"),
+    ("test_cr_selected", "test CR, selected", ".3f"),
+    ("best_test_epoch", "epoch of lowest test AUC", ".0f"),
+    ("selected_epoch", "selected epoch", ".0f"),
+    ("best_ar_epoch", "epoch of highest test AR", ".0f"),
+    ("test_ar_best_epoch", "test AR, epoch of highest", ".2f"),
 ]
-
-#: The METRICS that are epoch numbers (shown as integers).
-EPOCH_METRICS = {"best_test_epoch", "selected_epoch", "best_ar_epoch"}
 
 #: Prefix of the runs table's per-epoch test AR columns (every epoch, from the optimisation's
 #: history): test_ar_epoch0001, …
@@ -128,7 +125,7 @@ def variant_table(runs: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return _per_variant(
         runs,
         order,
-        [c for c, _ in METRICS],
+        [c for c, *_ in METRICS],
         lambda v: {"mean": v.mean(), "sd": _sd(v), "min": v.min(), "max": v.max()},
     )
 
@@ -184,10 +181,7 @@ def mean_sd(mean: float, sd: float, spec: str = ".2f") -> str:
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     """The variant table formatted for people: mean ± sd per cell."""
     shown = pd.DataFrame({"variant": table["variant"], "seeds": table["seeds"]})
-    for column, heading in METRICS:
-        spec = ".0f" if column in EPOCH_METRICS or column == "j_reduction_pct" else ".2f"
-        if column.startswith("test_cr"):
-            spec = ".3f"
+    for column, heading, spec in METRICS:
         shown[heading] = [
             mean_sd(m, s, spec)
             for m, s in zip(table[f"{column}_mean"], table[f"{column}_sd"], strict=True)
