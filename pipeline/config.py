@@ -433,6 +433,10 @@ def _ablation_messages(config: dict, schema: dict) -> list[str]:
                     line.replace(f"`{kind}", f"`{key}.definitions.{name}")
                     for line in _describe(error, schema)
                 ]
+    for study in PATH_STUDIES:
+        for kind in ABLATION_EXPERIMENTS:
+            key = f"{study}.{kind}.paths"
+            messages += _undefined_variants(config, key, config[study][kind]["paths"], kind)
     seeds = config["perceptron_seeds"]
     messages += _undefined_variants(
         config, "perceptron_seeds.variants", seeds["variants"], "perceptron"
@@ -570,6 +574,21 @@ def online_runs(config: dict, kind: str) -> list[tuple[int, str]]:
     return out
 
 
+def warm_start_run(config: dict, settings: dict) -> str:
+    """The run whose online job (`results/<run>/online/costs.json`) gives the τ of a warm start
+    (`policy.init: online_*`): the online comparison's run with the same data, model, training
+    and held-out split, so that no τ is searched twice; without one, the run itself."""
+
+    def key(block: dict) -> tuple:
+        split = block["policy"]["validation_fraction"]
+        return block["data_name"], block["model"], block["train"], split
+
+    for _, run in online_runs(config, settings["kind"]):
+        if key(run_settings(config, run)) == key(settings):
+            return run
+    return settings["name"]
+
+
 def online_near_optimal_runs(config: dict, kind: str) -> list[tuple[int, str]]:
     """The (seed, run) of `online_runs` whose near-optimal policy the comparison shows: every
     one for the experiments of `online.optimise_other_seeds`, else the main seed's alone."""
@@ -584,6 +603,17 @@ def perceptron_seeds_runs(config: dict) -> list[tuple[str, int, str]]:
     the same run names as the ablation's (its seeds are shared)."""
     block = config["perceptron_seeds"]
     return ablation_runs(config, "perceptron", block["variants"], block["seeds"])
+
+
+#: The studies whose paths are ablation variants over seeds (`<study>.<experiment>.paths`).
+PATH_STUDIES = ("policy_frontier", "optimum_k")
+
+
+def study_runs(config: dict, study: str, kind: str) -> list[tuple[str, int, str]]:
+    """(path, seed, run) of `policy_frontier` or `optimum_k` for one experiment: its paths are
+    ablation variants, so the run names (and runs) are the ablation's."""
+    block = config[study][kind]
+    return ablation_runs(config, kind, block["paths"], block["seeds"])
 
 
 def scale_run_name(point: dict, seed: int) -> str:
@@ -625,6 +655,10 @@ def all_run_names(config: dict) -> list[str]:
     extra = [r for kind in ABLATION_EXPERIMENTS for _, _, r in ablation_runs(config, kind)]
     extra += [r for _, _, r in perceptron_seeds_runs(config)]
     extra += [r for _, _, r in scale_runs(config)]
+    extra += [
+        r for study in PATH_STUDIES for kind in ABLATION_EXPERIMENTS
+        for _, _, r in study_runs(config, study, kind)
+    ]  # fmt: skip
     extra += [r for kind in ("perceptron", "transformer") for _, r in online_runs(config, kind)]
     return names + [r for r in dict.fromkeys(extra) if r not in names]
 

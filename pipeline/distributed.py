@@ -94,6 +94,13 @@ def all_reduce_max(x: Tensor) -> Tensor:
     return x
 
 
+def all_reduce_min(x: Tensor) -> Tensor:
+    """The elementwise minimum of x over every process, in place; returns x."""
+    if world_size() > 1:
+        _all_reduce(x, dist.ReduceOp.MIN)
+    return x
+
+
 def _all_reduce(x: Tensor, op: dist.ReduceOp) -> None:
     if x.is_contiguous():
         dist.all_reduce(x, op=op)

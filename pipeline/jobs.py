@@ -130,19 +130,35 @@ def optimize_policy(smk) -> None:
     }
     if smk.params.settings["policy"]["selection"] == "validation":
         spec["selected"] = str(out_dir / "selected.pt")
+    if smk.params.settings["policy"]["init"] != "conventional":  # τ of the online job
+        spec["warm_start_costs"] = str(smk.input.warm_start)
     _run_training(smk, "optimize_policy_run", spec)
+
+
+def warm_start_tau(costs_path: str, rule: str) -> float | None:
+    """The τ the online job chose for `rule` (its costs.json), for a warm start."""
+    return json.loads(Path(costs_path).read_text())["policies"][rule]["tau"]
 
 
 def optimize_policy_run(spec: dict) -> None:
     """The policy optimisation of a spec (`optimize_policy`), in this process."""
     from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters
+    from pipeline.policy.online import online_policy_matrix
     from pipeline.policy.optimize import optimize_policy as optimize
     from pipeline.training.descent import TrainingDiverged
 
     run = _load_run(spec)
     theta0 = initial_parameters(run, spec["seed"])
     paths = {int(e): Path(path) for e, path in spec["policies"].items()}
+    rule, tau, warm_start = run.settings["policy"]["init"], None, None
+    if rule != "conventional":
+        tau = warm_start_tau(spec["warm_start_costs"], rule)
+        log.info("warm start: %s at τ = %g (chosen by its online job)", rule, tau)
+
+        def warm_start():
+            return online_policy_matrix(run, theta0, rule, tau)
+
     if is_main():
         next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -154,6 +170,8 @@ def optimize_policy_run(spec: dict) -> None:
             Path(spec["resume_dir"]),
             spec["seed"],
             selected_path=Path(spec["selected"]) if spec.get("selected") else None,
+            warm_start=warm_start,
+            warm_start_tau=tau,
         )
     except TrainingDiverged as err:
         raise _diverged(err, run.settings) from None

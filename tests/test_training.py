@@ -115,7 +115,7 @@ def test_interrupted_optimisation_resumes_from_the_last_saved_epoch(
 
     calls.clear()
     resumed = optimize_policy(run, theta0, paths_b, history_b, tmp_path / "r1", 0)
-    assert len(calls) == 2  # epochs 4 and 5 only; 0–3 were not redone
+    assert len(calls) == 3  # epochs 4, 5 and 6 (the last: its gap) only; 0–3 were not redone
     pd.testing.assert_frame_equal(
         resumed.drop(columns="seconds"), reference.drop(columns="seconds")
     )
@@ -190,7 +190,7 @@ def test_interrupted_finish_restarts_from_every_point(perceptron_data, tmp_path,
             optimize_policy(run, theta0, policy_paths, history_path, resume_dir, 0)
         kill_at[0] = 0
         state = resume_dir / "state.pt"
-        finishing = state.exists() and torch.load(state, weights_only=False)["epoch"] == 4
+        finishing = state.exists() and torch.load(state, weights_only=False)["epoch"] == 4 + 1
         # Snakemake's re-run of an incomplete job: its outputs are deleted first
         shutil.rmtree(policy_paths[0].parent)
         history_path.unlink(missing_ok=True)
@@ -348,7 +348,7 @@ def test_a_damaged_resume_file_is_set_aside_and_the_run_resumes(
 
     caplog.set_level("INFO")
     frame = optimize_policy(run, theta0, paths, history, resume, 0)
-    assert len(calls) == 4 - resumed_at  # the epochs redone
+    assert len(calls) == 4 + 1 - resumed_at  # the epochs redone, the last (4) with its gap
     pd.testing.assert_frame_equal(frame.drop(columns="seconds"), reference.drop(columns="seconds"))
     for epoch in epochs:
         assert torch.equal(torch.load(paths[epoch]), torch.load(reference_paths[epoch]))
@@ -439,7 +439,7 @@ def test_a_full_disk_names_the_file_its_free_space_and_the_setting(
         lambda *a, **k: calls.append(1) or real_gradient(*a, **k),
     )
     frame = optimize_policy(run, theta0, paths, history, resume, 0)
-    assert len(calls) == 2  # epochs 2 and 3: the state at epoch 2 was whole
+    assert len(calls) == 3  # epochs 2, 3 and 4 (the last: its gap): the state at 2 was whole
     pd.testing.assert_frame_equal(frame.drop(columns="seconds"), reference.drop(columns="seconds"))
     for epoch in epochs:
         assert torch.equal(torch.load(paths[epoch]), torch.load(reference_paths[epoch]))

@@ -89,6 +89,23 @@ def online_policy(rule: str, tau: float | None, run) -> PolicyFunction:
     return row
 
 
+def online_policy_matrix(run, theta0: Tensor, rule: str, tau: float | None) -> Tensor:
+    """The T × N policy (this process's columns) that `rule` at τ computes along its own run:
+    the warm start of a policy optimisation (`policy.init`). CT comes from `run`'s desired set,
+    so a run that holds part of it out (`policy.selection: validation`) never reads that part."""
+    from pipeline.training.evaluate import evaluate_policy
+
+    rows: list[Tensor] = []
+    row = online_policy(rule, tau, run)
+
+    def recorded(t: int, theta: Tensor, desired_grad: Tensor) -> Tensor:
+        rows.append(row(t, theta, desired_grad))
+        return rows[-1]
+
+    evaluate_policy(run, theta0, recorded, [])
+    return torch.stack(rows)
+
+
 # --- τ on the held-out desired examples -------------------------------------------------------
 
 

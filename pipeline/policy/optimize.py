@@ -1,23 +1,28 @@
-"""Policy optimisation (Eq. 6): projected gradient descent on γ from the conventional policy,
+"""Policy optimisation (Eq. 6): descent on γ over the product of simplices, from a start policy.
 
-    γ_t ← Proj_Δ(γ_t − ε_e · s · ∂J/∂γ_t),
+`policy.optimizer` chooses the step (ε_e the step size of epoch e, constant or decaying linearly
+to 0, times s = 1 for J summed over the T steps or 1/T for J averaged over them; the paper does
+not say which, SPEC §5):
 
-with ε_e the step size of epoch e (constant, or decaying linearly to 0) and s = 1 for J summed
-over the T steps or 1/T for J averaged over them (the paper does not say which; SPEC §5).
+- `projected_gradient` (the paper's and the authors'): γ_t ← Proj_Δ(γ_t − ε_e · s · ∂J/∂γ_t);
+- `mirror_descent` (exponentiated gradient): γ_t ← γ_t · exp(−ε_e · s · ∂J/∂γ_t) / Z_t.
 
-The optimiser saves the policy at epoch 0, every `save_every` epochs and at the last epoch. Each
-save also writes a resume state (the policy, the epoch and the history so far) under a directory
-that Snakemake does not own, so a killed run restarts from its last saved epoch, not from zero;
-`finish_optimisation` publishes the outputs so that a run killed at any point of it finishes on
-the next attempt without redoing an epoch. Every file is written all or nothing (`write_atomic`:
-a full disk leaves no truncated file and names the setting `save_every`). Beside each saved
-policy a small record (`epochNNNN.json`: the history and the held-out choice so far) lets a run
-whose `state.pt` cannot be read resume from the newest saved epoch whose files load; a file that
-cannot be read is set aside as `<name>.damaged` (and kept), not deleted.
+`policy.init` is the start: the conventional policy, or the T × N policy an online rule computes
+along its own run at the τ its online job chose (a warm start, pipeline/policy/online.py).
+`policy.form: time_independent` optimises one row shared by every step (γ_t = γ, N weights
+instead of T × N) with the same adjoint: its gradient is Σ_t ∂J/∂γ_t.
+
+Every epoch's history row holds the Frank–Wolfe stationarity gap of its policy
+(`frank_wolfe_gap`, zero exactly at a stationary point), in the history as `stationarity_gap`
+and relative to J as `relative_gap`.
+
+The optimiser saves the policy at epoch 0, every `save_every` epochs and at the last epoch, each
+time with a resume state (pipeline/policy/checkpoint.py): a killed run restarts from its last
+saved epoch, not from zero.
 
 With `policy.selection: validation` the run holds out part of the desired set (`Run.validation`):
 J leaves it out, every epoch's policy gets its AUC on it, and the policy of the epoch with the
-lowest one (epoch 0, the conventional policy, included) is saved as the near-optimal policy
+lowest one (epoch 0, the start policy, included) is saved as the near-optimal policy
 `selected.pt`. The test set never chooses anything.
 
 With several processes each optimises its columns of γ (`run.train_shard`); the saved policies
@@ -27,15 +32,9 @@ another number of processes and the evaluation can read them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
-import os
-import shutil
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -43,11 +42,9 @@ import torch
 from torch import Tensor
 
 from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
-from pipeline.config import policy_name, saved_policy_count
 from pipeline.distributed import (
     all_reduce_mean,
     barrier,
-    gather_columns,
     global_norm,
     is_main,
     mean_share,
@@ -56,9 +53,19 @@ from pipeline.distributed import (
 from pipeline.experiment import Run
 from pipeline.models.base import batch_size
 from pipeline.policy.adjoint import PolicyGradient, policy_gradient, sqrt_checkpointing
-from pipeline.policy.simplex import project_to_simplex
+from pipeline.policy.checkpoint import (
+    Selection,
+    finish_optimisation,
+    load_resume_state,
+    resume_controls,
+    resume_policy_path,
+    save_atomic,
+    save_resume_state,
+    settings_fingerprint,
+    whole_policy,
+)
+from pipeline.policy.simplex import exponentiated_step, frank_wolfe_gap, project_to_simplex
 from pipeline.progress import SILENT, Progress
-from pipeline.results import write_atomic
 from pipeline.training.descent import TrainingDiverged, conventional_weights, descent_step
 
 log = logging.getLogger(__name__)
@@ -125,38 +132,6 @@ def loss_curves(run: Run, theta0: Tensor, policy: Tensor) -> dict[str, Tensor]:
     }
 
 
-@dataclass
-class Selection:
-    """The best policy on the validation set so far (`policy.selection: validation`); the whole
-    policy is held by the first process only."""
-
-    epoch: int = -1
-    auc: float = math.inf
-    policy: Tensor | None = None
-
-    def offer(self, epoch: int, auc: float, run: Run, policy: Tensor) -> None:
-        """Keep `policy` if its validation AUC is the lowest yet (the earlier epoch on ties). The
-        AUC is the same on every process, so all of them take part in gathering the columns."""
-        if auc < self.auc:
-            self.epoch, self.auc, self.policy = epoch, auc, whole_policy(run, policy)
-
-
-@dataclass
-class ResumeState:
-    epoch: int
-    policy: Tensor
-    history: list[dict]
-    selection: Selection
-    conventional: dict[str, list[float]] | None = None  # epoch 0's curves (None: older state)
-
-
-def settings_fingerprint(run: Run, seed: int) -> str:
-    """A hash of everything that determines the optimisation, to refuse a stale resume state."""
-    key = {k: run.settings[k] for k in ("data", "train", "policy")}
-    key.update(seed=seed, dtype=str(run.dtype), model=run.settings["model"])
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class PolicyDiverged(TrainingDiverged):
     """Training under the policy of one policy-optimisation epoch diverged."""
 
@@ -166,188 +141,83 @@ class PolicyDiverged(TrainingDiverged):
         self.args = (f"policy epoch {epoch} of {epochs}: {err}",)
 
 
-def resume_policy_path(resume_dir: Path, epoch: int) -> Path:
-    """Where a saved policy waits in the resume directory until the optimisation finishes."""
-    return resume_dir / f"{policy_name(epoch)}.pt"
+def conventional_curves(desired: Tensor, test: Tensor) -> dict[str, list[float]]:
+    """The conventional policy's desired and test curves, the reference of every AR."""
+    return {"desired": _curve(desired), "test": _curve(test)}
 
 
-def resume_record_path(resume_dir: Path, epoch: int) -> Path:
-    """The small record (history, selection) that lets the optimisation resume at a saved epoch
-    from that epoch's policy file when `state.pt` cannot be read."""
-    return resume_dir / f"{policy_name(epoch)}.json"
+def conventional_run_curves(run: Run, theta0: Tensor) -> dict[str, list[float]]:
+    """`conventional_curves` by one plain training run under the conventional policy."""
+    curves = loss_curves(run, theta0, conventional_policy(run))
+    return conventional_curves(curves["desired"], curves["test"])
 
 
-def set_aside(path: Path, error: BaseException) -> Path:
-    """Rename a resume file that cannot be read to `<name>.damaged` beside it (kept for a look,
-    never deleted), and say so in the log."""
-    aside = path.with_name(f"{path.name}.damaged")
-    number = 1
-    while aside.exists():
-        number += 1
-        aside = path.with_name(f"{path.name}.damaged{number}")
-    os.replace(path, aside)
-    log.warning(
-        "%s cannot be read (%s: %s); set aside as %s", path, type(error).__name__, error, aside
-    )
-    return aside
+def policy_metrics(
+    run: Run, policy: Tensor, result: PolicyGradient, conventional: dict, form: str = "per_step"
+) -> dict:
+    """What the history records of a policy γ from its adjoint pass `result`: J (desired AUC),
+    desired and test CR, test AUC, final test loss, test and desired AR against the
+    `conventional` curves, support, the stationarity gap (absolute and / J), ‖∂J/∂γ‖ in the
+    policy's form, and the held-out AUC when the run holds part of the desired set out."""
+    objective, test_auc = auc(result.desired_losses), auc(result.test_losses)
+    gap = stationarity_gap(form, policy, result.grad)
+    metrics = {
+        "objective": objective,
+        "desired_compression_ratio": compression_ratio(objective, run.steps, run.log_vocab),
+        "test_auc": test_auc,
+        "test_compression_ratio": compression_ratio(test_auc, run.steps, run.log_vocab),
+        "final_test_loss": float(result.test_losses[-1]),
+        "test_acceleration_ratio": acceleration_ratio(
+            conventional["test"], _curve(result.test_losses)
+        ),
+        "desired_acceleration_ratio": acceleration_ratio(
+            conventional["desired"], _curve(result.desired_losses)
+        ),
+        "support": total_count(int(torch.count_nonzero(policy))) / (run.steps * run.n_train),
+        "stationarity_gap": gap,
+        "relative_gap": gap / objective,
+        "grad_norm": global_norm(form_gradient(form, result.grad)),
+    }
+    if result.validation_losses is not None:
+        metrics["validation_auc"] = auc(result.validation_losses)
+    return metrics
 
 
-def _load(path: Path) -> object | None:
-    """A resume file's content, or None after setting a damaged one aside."""
-    import pickle
-
-    try:
-        if path.suffix == ".json":
-            return json.loads(path.read_text())
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        set_aside(path, error)  # ValueError: JSONDecodeError, UnicodeDecodeError
-        return None
-
-
-def _loadable_saved_epochs(
-    resume_dir: Path, saved: Iterable[int], before: int, verify: bool = True
-) -> list[int]:
-    """The saved epochs before `before` whose policy files are there and (if `verify`) load, in
-    order, up to the first that is missing or damaged (the policies after it cannot be
-    published)."""
-    good = []
-    for epoch in sorted(e for e in saved if e < before):
-        path = resume_policy_path(resume_dir, epoch)
-        if not path.exists() or (verify and _load(path) is None):
-            break
-        good.append(epoch)
-    return good
+def start_policy(run: Run, warm_start: Callable[[], Tensor] | None) -> Tensor:
+    """γ at epoch 0: the conventional policy, or the warm start's T × N policy (`policy.init`).
+    Under mirror descent it is mixed with the conventional one by `policy.init_mix`, since a
+    multiplicative step cannot move an exact zero (the greedy rule's projection has many)."""
+    conventional = conventional_policy(run)
+    if warm_start is None:
+        return conventional
+    policy = warm_start().to(device=run.device, dtype=run.dtype)
+    settings = run.settings["policy"]
+    if settings["optimizer"] == "mirror_descent":
+        policy = torch.lerp(policy, conventional, settings["init_mix"])
+    return policy
 
 
-def load_resume_state(
-    resume_dir: Path, fingerprint: str, saved: Iterable[int] = (), verify: bool = True
-) -> ResumeState | None:
-    """The newest resumable state of an interrupted optimisation with the same settings, if any.
-
-    That is `state.pt`, if it loads and the policies of the `saved` epochs before it load beside
-    it; otherwise the newest saved epoch whose policy and record load, with every saved policy
-    before it (a damaged file is set aside, `set_aside`); otherwise None (epoch 0). Without
-    `verify` the saved policies are only required to exist (the other processes, once the first
-    has set the damaged files aside)."""
-    saved = sorted(saved)
-    path = resume_dir / "state.pt"
-    had_state = path.exists()
-    state = _load(path) if had_state else None
-    if state is not None and state.get("fingerprint") != fingerprint:
-        log.warning("ignoring %s: it was written with other settings", path)
-        return None
-    last = state["epoch"] if state is not None else max(saved, default=0) + 1
-    good = _loadable_saved_epochs(resume_dir, saved, last, verify)
-    if state is not None:
-        missing = [e for e in saved if e < last and e not in good]
-        if not missing:
-            return ResumeState(
-                last,
-                state["policy"],
-                state["history"],
-                Selection(**state.get("selection", {})),
-                state.get("conventional"),
-            )
-        log.warning("%s: the policies of epochs %s are missing or damaged beside it", path, missing)
-    elif not had_state and not any(resume_record_path(resume_dir, e).exists() for e in good):
-        return None  # a fresh start: nothing was saved
-    for epoch in reversed(good):
-        record = resume_record_path(resume_dir, epoch)
-        fallback = _load(record) if record.exists() else None
-        if fallback is None or fallback.get("fingerprint") != fingerprint:
-            continue
-        chosen = fallback["selection"]
-        selection = Selection(chosen["epoch"], chosen["auc"])
-        if selection.epoch >= 0:  # the held-out choice so far: a saved policy, or no fallback
-            if selection.epoch not in good[: good.index(epoch) + 1]:
-                continue
-            selection.policy = torch.load(resume_policy_path(resume_dir, selection.epoch))
-        policy = torch.load(resume_policy_path(resume_dir, epoch), map_location="cpu")
-        log.warning(
-            "resuming from the newest saved epoch whose files load, %d, instead of the damaged "
-            "or missing state",
-            epoch,
-        )
-        return ResumeState(
-            epoch, policy, fallback["history"], selection, fallback.get("conventional")
-        )
-    log.warning("no saved epoch of %s can be resumed: starting from epoch 0", resume_dir)
-    return None
+def form_gradient(form: str, grad: Tensor) -> Tensor:
+    """∂J/∂γ in the policy's form: per step as it is; time-independent (γ_t = γ for every t) the
+    sum over steps Σ_t ∂J/∂γ_t, repeated on every row so that equal rows stay equal."""
+    if form == "time_independent":
+        return grad.sum(0, keepdim=True).expand_as(grad)
+    return grad
 
 
-def _resume_controls(run: Run) -> str:
-    """The settings that decide how much the policy optimisation writes, for a failed write."""
-    kind, policy = run.settings["kind"], run.settings["policy"]
-    size = run.steps * run.n_train * torch.empty((), dtype=run.dtype).element_size()
-    count = saved_policy_count(policy["epochs"], policy["save_every"])
-    return (
-        f"Each saved policy (T × N = {run.steps} × {run.n_train}) takes {size / 1e6:.3g} MB, and "
-        f"one is saved every `{kind}.policy.save_every` = {policy['save_every']} of the "
-        f"`{kind}.policy.epochs` = {policy['epochs']} epochs ({count} policies, "
-        f"{count * size / 1e9:.3g} GB, plus the resume state); raise save_every to write less."
-    )
+def policy_update(optimizer: str, policy: Tensor, grad: Tensor, step: float) -> Tensor:
+    """One step of `policy.optimizer` on γ with gradient `grad` and step size `step`."""
+    if optimizer == "mirror_descent":
+        return exponentiated_step(policy, grad, step)
+    return project_to_simplex(torch.add(policy, grad, alpha=-step))
 
 
-def _save_atomic(obj: object, path: Path, controls: str = "") -> None:
-    """torch.save, all or nothing (`write_atomic`)."""
-    write_atomic(path, lambda temporary: torch.save(obj, temporary), controls)
-
-
-def whole_policy(run: Run, policy: Tensor) -> Tensor | None:
-    """γ (T × N) on the CPU of the first process, from every process's columns; None elsewhere."""
-    whole = gather_columns(policy, run.n_train)
-    return None if whole is None else whole.cpu()
-
-
-def _publish(source: Path, target: Path, staging: Path) -> None:
-    """Give `target` the content of `source`, which stays: a hard link (a copy across file
-    systems) made under the name `staging`, then renamed onto `target` in one step."""
-    staging.unlink(missing_ok=True)
-    try:
-        os.link(source, staging)
-    except OSError:
-        shutil.copyfile(source, staging)
-    os.replace(staging, target)
-
-
-def finish_optimisation(
-    resume_dir: Path,
-    policy_paths: dict[int, Path],
-    history: list[dict],
-    history_path: Path,
-    selected: tuple[Tensor, Path] | None = None,
-    controls: str = "",
-) -> pd.DataFrame:
-    """Publish the saved policies, the selected one (policy, path) if any, and the history,
-    then delete the resume directory.
-
-    Restartable from any point: every output is written under a staging name in `resume_dir`
-    and renamed into place, and the resume files stay until all outputs are there. Deleting
-    `state.pt` is the commit. A run killed before it resumes at the last epoch on the next
-    attempt and publishes again; a run killed after it, while the directory is removed, has
-    written every output, and the re-run Snakemake still makes starts over (no state is left)
-    and writes the same files.
-    """
-    for epoch, path in policy_paths.items():
-        _publish(resume_policy_path(resume_dir, epoch), path, resume_dir / f"{path.name}.publish")
-    if selected is not None:
-        policy, path = selected
-        _save_atomic(policy, resume_dir / "selected.pt", controls)
-        _publish(resume_dir / "selected.pt", path, resume_dir / f"{path.name}.publish")
-    frame = pd.DataFrame(history)
-    history_path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(history_path, lambda path: frame.to_parquet(path, index=False), controls)
-    (resume_dir / "state.pt").unlink(missing_ok=True)  # missing: resumed from a record
-    damaged = sorted(resume_dir.glob("*.damaged*"))
-    if damaged:  # kept for a look: everything else goes
-        for path in resume_dir.iterdir():
-            if path not in damaged:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        log.warning("kept the damaged resume files %s", [str(p) for p in damaged])
-    else:
-        shutil.rmtree(resume_dir)
-    return frame
+def stationarity_gap(form: str, policy: Tensor, grad: Tensor) -> float:
+    """The Frank–Wolfe gap of γ in its form: over every row per step, over the one shared row
+    (with Σ_t ∂J/∂γ_t) when time-independent."""
+    if form == "time_independent":
+        return frank_wolfe_gap(policy[:1], grad.sum(0, keepdim=True))
+    return frank_wolfe_gap(policy, grad)
 
 
 def optimize_policy(
@@ -358,20 +228,23 @@ def optimize_policy(
     resume_dir: Path,
     seed: int,
     selected_path: Path | None = None,
+    warm_start: Callable[[], Tensor] | None = None,
+    warm_start_tau: float | None = None,
 ) -> pd.DataFrame:
-    """Run E epochs of projected gradient descent on γ; save policies and the per-epoch history.
+    """Run E epochs of `policy.optimizer` on γ; save policies and the per-epoch history.
 
     `policy_paths` maps each saved epoch to its output file; `selected_path` receives the policy
-    chosen on the validation set when the run has one. The history has one row per epoch
-    e = 0..E with J(γ_e) on the desired set, the test AUC and compression ratio of γ_e, its test
-    and desired AR against epoch 0 (the conventional policy: the AR of every epoch without an
-    evaluation of its own), and with a validation set its AUC there and whether γ_e is the
-    selected policy.
+    chosen on the validation set when the run has one; `warm_start` gives the start policy of
+    `policy.init` other than conventional (this process's columns), computed with τ =
+    `warm_start_tau`. The history has one row per epoch e = 0..E with J(γ_e) on the desired set,
+    the test AUC and compression ratio of γ_e, its test and desired AR against the conventional
+    policy, the stationarity gap of γ_e (absolute and relative to J), and with a validation set
+    its AUC there and whether γ_e is the selected policy.
     """
     settings = run.settings["policy"]
-    epochs = settings["epochs"]
-    fingerprint = settings_fingerprint(run, seed)
-    controls = _resume_controls(run)
+    epochs, form = settings["epochs"], settings["form"]
+    fingerprint = settings_fingerprint(run, seed, warm_start_tau=warm_start_tau)
+    controls = resume_controls(run)
     if is_main():
         resume_dir.mkdir(parents=True, exist_ok=True)
 
@@ -380,9 +253,10 @@ def optimize_policy(
     barrier()
     if not is_main():
         state = load_resume_state(resume_dir, fingerprint, policy_paths, verify=False)
-    conventional = None  # the conventional policy's curves (epoch 0): every epoch's AR
+    conventional = None  # the conventional policy's curves: every epoch's AR
     if state is None:
-        epoch, policy, history, selection = 0, conventional_policy(run), [], Selection()
+        epoch, history, selection = 0, [], Selection()
+        policy = start_policy(run, warm_start)
     else:
         epoch, history, selection = state.epoch, state.history, state.selection
         columns = state.policy[:, run.train_shard.slice]  # the state is whole: any process count
@@ -391,68 +265,52 @@ def optimize_policy(
             "resuming policy optimisation at epoch %d of %d from %s", epoch, epochs, resume_dir
         )
         conventional = state.conventional
-        if conventional is None:  # a state of an earlier version: one conventional run
-            curves = loss_curves(run, theta0, conventional_policy(run))
-            conventional = {name: _curve(curves[name]) for name in ("desired", "test")}
+    if conventional is None and (state is not None or warm_start is not None):
+        conventional = conventional_run_curves(run, theta0)  # epoch 0 is not conventional
 
     progress = (
-        Progress(run.settings["name"], {"forward": run.steps, "adjoint": run.steps}, epochs, epoch)
+        Progress(
+            run.settings["name"], {"forward": run.steps, "adjoint": run.steps}, epochs + 1, epoch
+        )
         if is_main()
         else SILENT
     )
-    while True:
+    while epoch <= epochs:  # a state at epochs + 1: every row done, only publishing is left
         start = time.perf_counter()
-        if epoch < epochs:
-            try:
-                result = epoch_gradient(run, theta0, policy, progress)
-            except TrainingDiverged as err:
-                raise PolicyDiverged(epoch, epochs, err) from None
-            desired_losses, test_losses = result.desired_losses, result.test_losses
-            validation_losses = result.validation_losses
-        else:  # the last policy: its curves without a gradient
-            curves = loss_curves(run, theta0, policy)
-            desired_losses, test_losses = curves["desired"], curves["test"]
-            validation_losses = curves.get("validation")
-        objective, test_auc = auc(desired_losses), auc(test_losses)
-        if conventional is None:  # epoch 0 of a fresh start: the conventional policy
-            conventional = {"desired": _curve(desired_losses), "test": _curve(test_losses)}
-        row = {
-            "epoch": epoch,
-            "objective": objective,
-            "desired_compression_ratio": compression_ratio(objective, run.steps, run.log_vocab),
-            "test_auc": test_auc,
-            "test_compression_ratio": compression_ratio(test_auc, run.steps, run.log_vocab),
-            "final_test_loss": float(test_losses[-1]),
-            "test_acceleration_ratio": acceleration_ratio(
-                conventional["test"], _curve(test_losses)
-            ),
-            "desired_acceleration_ratio": acceleration_ratio(
-                conventional["desired"], _curve(desired_losses)
-            ),
-            "support": total_count(int(torch.count_nonzero(policy))) / (run.steps * run.n_train),
-        }
-        if validation_losses is not None:
-            row["validation_auc"] = auc(validation_losses)
+        try:  # the last epoch too: the stationarity gap of the policy the run publishes
+            result = epoch_gradient(run, theta0, policy, progress)
+        except TrainingDiverged as err:
+            raise PolicyDiverged(epoch, epochs, err) from None
+        if conventional is None:  # epoch 0 of a fresh start from the conventional policy
+            conventional = conventional_curves(result.desired_losses, result.test_losses)
+        grad = form_gradient(form, result.grad)
+        row = {"epoch": epoch, **policy_metrics(run, policy, result, conventional, form)}
+        if result.validation_losses is not None:
             selection.offer(epoch, row["validation_auc"], run, policy)
         if epoch in policy_paths:
             whole = whole_policy(run, policy)
             if is_main():
-                _save_atomic(whole, resume_policy_path(resume_dir, epoch), controls)
+                save_atomic(whole, resume_policy_path(resume_dir, epoch), controls)
         if epoch == epochs:
             row["seconds"] = time.perf_counter() - start
             history.append(row)
+            whole = whole_policy(run, policy)
+            if is_main():  # the last epoch's pass is not redone if publishing is interrupted
+                save_resume_state(
+                    resume_dir, fingerprint, epoch + 1, whole, history, selection, conventional,
+                    controls,
+                )  # fmt: skip
             break
         eps = policy_step_size(settings, epoch, run.steps)
-        policy = project_to_simplex(torch.add(policy, result.grad, alpha=-eps))
-        row.update(
-            step_size=eps, grad_norm=global_norm(result.grad), seconds=time.perf_counter() - start
-        )
+        policy = policy_update(settings["optimizer"], policy, grad, eps)
+        row.update(step_size=eps, seconds=time.perf_counter() - start)
         history.append(row)
         log.info(
-            "epoch %d: J %.5g, test AUC %.5g, test CR %.4f, support %.3f, %.1fs",
+            "epoch %d: J %.5g, gap/J %.3g, test AUC %.5g, test CR %.4f, support %.3f, %.1fs",
             epoch,
-            objective,
-            test_auc,
+            row["objective"],
+            row["relative_gap"],
+            row["test_auc"],
             row["test_compression_ratio"],
             row["support"],
             row["seconds"],
@@ -462,24 +320,14 @@ def optimize_policy(
         if epoch in policy_paths or epoch == epochs:
             whole = whole_policy(run, policy)
             if is_main():
-                chosen = {"epoch": selection.epoch, "auc": selection.auc}
-                record = {"fingerprint": fingerprint, "history": history, "selection": chosen}
-                record["conventional"] = conventional
-                write_atomic(
-                    resume_record_path(resume_dir, epoch),
-                    lambda path, record=record: path.write_text(json.dumps(record)),
-                    controls,
-                )
-                _save_atomic(
-                    {
-                        "fingerprint": fingerprint,
-                        "epoch": epoch,
-                        "policy": whole,
-                        "history": history,
-                        "selection": vars(selection),
-                        "conventional": conventional,
-                    },
-                    resume_dir / "state.pt",
+                save_resume_state(
+                    resume_dir,
+                    fingerprint,
+                    epoch,
+                    whole,
+                    history,
+                    selection,
+                    conventional,
                     controls,
                 )
     progress.close()

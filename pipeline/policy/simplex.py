@@ -12,6 +12,10 @@ approximation; rows that have not reached it after `max_iterations` are sorted i
 With several processes (pipeline/distributed.py) each holds a share of the columns of every row.
 Michelot's iteration needs only per-row sums, counts and maxima, which are all-reduced, so no
 process holds a whole row; only the rare rows that fall back to sorting are gathered whole.
+
+Beside the projection, the two other pieces of geometry on a product of simplices that the policy
+optimisation uses: the mirror-descent (exponentiated-gradient) step, which stays on the simplex
+without a projection, and the Frank–Wolfe gap, which is zero exactly at a stationary point.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from torch import Tensor
 from pipeline.distributed import (
     all_gather_columns,
     all_reduce_max,
+    all_reduce_min,
     all_reduce_sum,
     local_shard,
     total_count,
@@ -108,3 +113,29 @@ def project_to_simplex(v: Tensor, max_iterations: int = 50) -> Tensor:
             whole = all_gather_columns(block[slow], n)  # only these rows, whole
             target[slow] = sort_projection(whole)[:, own.slice]
     return out
+
+
+def exponentiated_step(policy: Tensor, grad: Tensor, step: float) -> Tensor:
+    """Mirror descent with the entropy mirror map on every row: γ_t ∝ γ_t · exp(−step · g_t).
+
+    Computed in the log domain (max-shifted, no overflow). An exact zero cannot grow under a
+    multiplicative update, so zeros are lifted to the dtype's smallest normal number first: an
+    example the gradient keeps favouring comes back, slowly (`policy.init_mix` starts it nearer).
+    """
+    logits = policy.clamp_min(torch.finfo(policy.dtype).tiny).log_().sub_(grad, alpha=step)
+    logits.sub_(all_reduce_max(logits.amax(-1, keepdim=True)))
+    weights = logits.exp_()
+    return weights.div_(all_reduce_sum(weights.sum(-1, keepdim=True)))
+
+
+def frank_wolfe_gap(policy: Tensor, grad: Tensor) -> float:
+    """Σ_t (⟨g_t, γ_t⟩ − min_n g_{t,n}) for rows γ_t on the simplex and g = ∂J/∂γ.
+
+    max_{p ∈ Δ^T} ⟨g, γ − p⟩: the decrease of J that the linear model promises by moving to the
+    best vertex of each row. It is ≥ 0, and 0 exactly where γ is a stationary point of J on the
+    product of simplices (every row puts weight only on examples whose g_{t,n} is that row's
+    minimum). With several processes each holds some columns; sums and minima are all-reduced.
+    """
+    inner = all_reduce_sum((policy * grad).sum(-1))
+    lowest = all_reduce_min(grad.amin(-1))
+    return float((inner - lowest).sum())

@@ -28,6 +28,7 @@ from pipeline.config import (
     scale_runs,
     scaling_sweep_runs,
     validate_config,
+    warm_start_run,
 )
 from pipeline.analysis.findings import report_labels
 from pipeline.analysis.metrics import log_vocab
@@ -171,6 +172,16 @@ def run_tasks(key):
         return "srun" if processes > 1 else None
 
     return value
+
+
+def optimize_inputs(wildcards):
+    """optimize_policy: the run's data, and with a warm start (`policy.init: online_*`) the
+    online job's costs.json that holds the rule's chosen τ (config.warm_start_run)."""
+    inputs = {"data": data_files(wildcards)}
+    run = settings(wildcards.run)
+    if run["policy"]["init"] != "conventional":
+        inputs["warm_start"] = f"results/{warm_start_run(config, run)}/online/costs.json"
+    return inputs
 
 
 def policy_input(wildcards):

@@ -3,7 +3,7 @@
 
 rule optimize_policy:
     input:
-        data=data_files,
+        unpack(optimize_inputs),
     output:
         policies=directory("results/{run}/policies"),
         history="results/{run}/policy_history.parquet",
