@@ -437,6 +437,14 @@ def _ablation_messages(config: dict, schema: dict) -> list[str]:
         for kind in ABLATION_EXPERIMENTS:
             key = f"{study}.{kind}.paths"
             messages += _undefined_variants(config, key, config[study][kind]["paths"], kind)
+    for kind in ABLATION_EXPERIMENTS:
+        paths = config["policy_frontier"][kind]["paths"]
+        messages += [
+            f"setting `policy_frontier.law_paths` lists `{path}`, which is not one of "
+            f"`policy_frontier.{kind}.paths` ({', '.join(paths)}): add it there or drop it."
+            for path in config["policy_frontier"]["law_paths"]
+            if path not in paths
+        ]
     seeds = config["perceptron_seeds"]
     messages += _undefined_variants(
         config, "perceptron_seeds.variants", seeds["variants"], "perceptron"

@@ -341,6 +341,46 @@ def online_flops(smk) -> None:
         Path(smk.output.flops).write_text(json.dumps(flops, indent=2) + "\n")
 
 
+def online_frontier_points(smk) -> None:
+    """The conventional and the online policies as points of the J–test frontier
+    (`policy_frontier`): each online rule's T × N policy at the τ its online job chose, on the
+    run with the frontier's held-out split, and one adjoint pass each for J, the held-out and
+    test AUCs and the stationarity gap (the same metrics as a path's history)."""
+    import pandas as pd
+
+    from pipeline.config import ONLINE_POLICIES
+    from pipeline.experiment import initial_parameters
+    from pipeline.policy import online
+    from pipeline.policy.optimize import (
+        conventional_curves,
+        conventional_policy,
+        epoch_gradient,
+        policy_metrics,
+    )
+
+    with job(rule_log(smk), smk.threads, uses_torch=True):
+        spec = _training_spec(smk)
+        run = _load_run({**spec, "settings": online.split_settings(spec["settings"])})
+        theta0 = initial_parameters(run, spec["seed"])
+        policies = {"conventional": conventional_policy(run)}
+        for rule in ONLINE_POLICIES:
+            tau = warm_start_tau(smk.input.costs, rule)
+            policies[rule] = online.online_policy_matrix(run, theta0, rule, tau)
+        rows, conventional = [], None
+        for name, policy in policies.items():
+            result = epoch_gradient(run, theta0, policy)
+            conventional = conventional or conventional_curves(
+                result.desired_losses, result.test_losses
+            )
+            rows.append({"path": name, "epoch": 0, **policy_metrics(run, policy, result,
+                                                                     conventional)})  # fmt: skip
+            log.info("%s: J %.5g, held-out AUC %.5g, test AUC %.5g, test AR %.3f, gap/J %.3g",
+                     name, rows[-1]["objective"], rows[-1]["validation_auc"],
+                     rows[-1]["test_auc"], rows[-1]["test_acceleration_ratio"],
+                     rows[-1]["relative_gap"])  # fmt: skip
+        pd.DataFrame(rows).to_csv(smk.output.points, index=False)
+
+
 def evaluate_online_run(spec: dict) -> None:
     """`evaluate_online` in this process. Timed alike (wall seconds of `evaluate_policy`): each
     τ candidate's run, each online policy's evaluation and a conventional evaluation with the

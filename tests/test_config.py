@@ -258,6 +258,10 @@ PART_PARAMS = {
     ("perceptron_seeds",): ['config["perceptron_seeds"]["variants"]'],
     ("transformer_scale",): ['config["transformer_scale"]["target_steps"]'],
     ("online",): ['config["online"]["tau_grid"]'],
+    ("policy_frontier",): [
+        'config["policy_frontier"]["near_optimal_gap"]',
+        'config["policy_frontier"]["law_paths"]',
+    ],
 }
 
 

@@ -20,7 +20,8 @@ from tests.conftest import ROOT, SMOKE, snakemake
 
 PAPER = str(ROOT / "workflow" / "presets" / "paper.yaml")
 TRAINING_RULES = {"optimize_policy", "evaluate_policy", "evaluate_online"}
-ONE_PROCESS_TRAINING = {"online_flops"}  # on the run's device, in one process whatever its count
+# on the run's device, in one process whatever its count
+ONE_PROCESS_TRAINING = {"online_flops", "online_frontier_points"}
 
 
 def profile(name: str) -> dict:

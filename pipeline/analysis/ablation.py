@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline import paper
 from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
-from pipeline.analysis.tables import format_number
+from pipeline.analysis.tables import mean_sd
 from pipeline.results import read_pipeline_parquet
 
 #: (column, heading, format) of the metrics aggregated per variant, in table order.
@@ -169,13 +169,6 @@ def shown_distribution(table: pd.DataFrame) -> pd.DataFrame:
             f"{a:.2f} – {b:.2f}" for a, b in zip(c["min"], c["max"], strict=True)
         ]
     return shown
-
-
-def mean_sd(mean: float, sd: float, spec: str = ".2f") -> str:
-    """'1.23 ± 0.04' (the sd left out when there is one seed)."""
-    if np.isnan(sd):
-        return format_number(mean, spec)
-    return f"{format_number(mean, spec)} ± {format_number(sd, spec)}"
 
 
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,13 @@ def format_number(value: object, spec: str = ".3g", missing: str = "–") -> str
     return format(value, spec)
 
 
+def mean_sd(mean: float, sd: float, spec: str = ".2f") -> str:
+    """'1.23 ± 0.04' (the sd left out when there is one seed)."""
+    if math.isnan(sd):
+        return format_number(mean, spec)
+    return f"{format_number(mean, spec)} ± {format_number(sd, spec)}"
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of the frame's cells as text (pipes escaped)."""
 

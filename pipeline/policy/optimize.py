@@ -306,12 +306,12 @@ def optimize_policy(
         row.update(step_size=eps, seconds=time.perf_counter() - start)
         history.append(row)
         log.info(
-            "epoch %d: J %.5g, gap/J %.3g, test AUC %.5g, test CR %.4f, support %.3f, %.1fs",
+            "epoch %d: J %.5g, test AUC %.5g, test CR %.4f, gap/J %.3g, support %.3f, %.1fs",
             epoch,
             row["objective"],
-            row["relative_gap"],
             row["test_auc"],
             row["test_compression_ratio"],
+            row["relative_gap"],
             row["support"],
             row["seconds"],
         )

@@ -27,6 +27,7 @@ from pipeline.config import (
     saved_epochs,
     scale_runs,
     scaling_sweep_runs,
+    study_runs,
     validate_config,
     warm_start_run,
 )
@@ -256,3 +257,56 @@ def all_targets():
     for kind in config["experiments"]:
         targets += TARGETS[kind]
     return targets + EXTRA_TARGETS
+
+
+# The optimum (workflow/rules/optimum.smk): `policy_frontier` and `optimum_k`.
+
+
+def study_seed_runs(study, kind):
+    """(seed, online run) per seed of a study: the run whose online job gives that seed's
+    conventional and online points (warm_start_run: the online comparison's, if it matches)."""
+    first = {}
+    for _, seed, run in study_runs(config, study, kind):
+        first.setdefault(seed, run)
+    return [(seed, warm_start_run(config, settings(run))) for seed, run in first.items()]
+
+
+def study_inputs(study):
+    def inputs(wildcards):
+        runs = study_runs(config, study, wildcards.kind)
+        return {
+            "history": [f"results/{run}/policy_history.parquet" for *_, run in runs],
+            "online": [
+                f"results/{run}/online/frontier_points.csv"
+                for _, run in study_seed_runs(study, wildcards.kind)
+            ],
+        }
+
+    return inputs
+
+
+def study_params(study):
+    return {
+        "runs": lambda w: study_runs(config, study, w.kind),
+        "seeds": lambda w: [seed for seed, _ in study_seed_runs(study, w.kind)],
+        "paths": lambda w: config[study][w.kind]["paths"],
+        "kind": lambda w: w.kind,
+        "near_optimal_gap": config["policy_frontier"]["near_optimal_gap"],
+    }
+
+
+def law_runs(kind):
+    """(path, seed, run) of the frontier's runs whose Learning Law the optimum table shows."""
+    paths = config["policy_frontier"]["law_paths"]
+    return [r for r in study_runs(config, "policy_frontier", kind) if r[0] in paths]
+
+
+def study_outputs(study, kind):
+    names = [f"results/tables/{study}_{kind}.{ext}" for ext in ("csv", "md")]
+    names.append(f"results/tables/{study}_{kind}_points.csv")
+    return names + [f"results/figures/{study}_{kind}.{ext}" for ext in ("pdf", "png")]
+
+
+def law_outputs(kind):
+    names = [f"results/tables/optimum_learning_law_{kind}.{ext}" for ext in ("csv", "md")]
+    return names + [f"results/tables/optimum_learning_law_{kind}_runs.csv"]

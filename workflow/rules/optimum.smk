@@ -1,0 +1,216 @@
+# The optimum, located (not part of `all`): `snakemake --cores all policy_frontier` puts every
+# epoch of every policy-optimisation path (`policy_frontier.<experiment>.paths`, ablation
+# variants, each a run per seed) beside the conventional and online policies as points of J
+# against the test AR; `snakemake --cores all optimum_k` gives the test AR at the optimum as the
+# desired set grows (`optimum_k`). Runs shared with the ablation are not done twice.
+
+OPTIMUM = "The optimum (beyond the paper)"
+
+
+rule online_frontier_points:
+    input:
+        data=data_files,
+        costs="results/{run}/online/costs.json",
+    output:
+        points="results/{run}/online/frontier_points.csv",
+    params:
+        settings=lambda w: settings(w.run),
+        seed=lambda w: settings(w.run)["seed"],
+        device=config["device"],
+        dtype=config["dtype"],
+    log:
+        "results/logs/{run}/online_frontier_points.log",
+    benchmark:
+        "results/benchmarks/{run}/online_frontier_points.tsv"
+    threads: run_resources("threads")
+    resources:
+        mem_mb=run_resources("mem_mb"),
+        runtime=run_resources("runtime"),
+        gpu=lambda w: min(1, run_resources("gpus")(w)),  # one process, on the run's device
+        cpus_per_task=run_resources("threads"),
+    conda:
+        TRAIN_ENV
+    script:
+        "../scripts/online_frontier_points.py"
+
+
+rule policy_frontier_table:
+    input:
+        unpack(study_inputs("policy_frontier")),
+    output:
+        csv=report(
+            "results/tables/policy_frontier_{kind}.csv",
+            caption="../report/policy_frontier_table.rst",
+            category="Tables",
+            subcategory=OPTIMUM,
+        ),
+        md="results/tables/policy_frontier_{kind}.md",
+        points="results/tables/policy_frontier_{kind}_points.csv",
+    params:
+        **study_params("policy_frontier"),
+    wildcard_constraints:
+        kind="perceptron|transformer",
+    log:
+        "results/logs/tables/policy_frontier_{kind}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/policy_frontier_table.py"
+
+
+rule policy_frontier_figure:
+    input:
+        points="results/tables/policy_frontier_{kind}_points.csv",
+    output:
+        pdf="results/figures/policy_frontier_{kind}.pdf",
+        png=report(
+            "results/figures/policy_frontier_{kind}.png",
+            caption="../report/policy_frontier.rst",
+            category="Figures",
+            subcategory=OPTIMUM,
+        ),
+    params:
+        paths=lambda w: config["policy_frontier"][w.kind]["paths"],
+        kind=lambda w: w.kind,
+    wildcard_constraints:
+        kind="perceptron|transformer",
+    log:
+        "results/logs/figures/policy_frontier_{kind}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/policy_frontier_figure.py"
+
+
+rule optimum_k_table:
+    input:
+        unpack(study_inputs("optimum_k")),
+    output:
+        csv=report(
+            "results/tables/optimum_k_{kind}.csv",
+            caption="../report/optimum_k_table.rst",
+            category="Tables",
+            subcategory=OPTIMUM,
+        ),
+        md="results/tables/optimum_k_{kind}.md",
+        points="results/tables/optimum_k_{kind}_points.csv",
+    params:
+        **study_params("optimum_k"),
+        sizes=lambda w: {
+            path: settings(run)["data"]["n_desired"]
+            for path, _, run in study_runs(config, "optimum_k", w.kind)
+        },
+    wildcard_constraints:
+        kind="perceptron|transformer",
+    log:
+        "results/logs/tables/optimum_k_{kind}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/optimum_k_table.py"
+
+
+rule optimum_k_figure:
+    input:
+        points="results/tables/optimum_k_{kind}_points.csv",
+        table="results/tables/optimum_k_{kind}.csv",
+    output:
+        pdf="results/figures/optimum_k_{kind}.pdf",
+        png=report(
+            "results/figures/optimum_k_{kind}.png",
+            caption="../report/optimum_k.rst",
+            category="Figures",
+            subcategory=OPTIMUM,
+        ),
+    params:
+        kind=lambda w: w.kind,
+    wildcard_constraints:
+        kind="perceptron|transformer",
+    log:
+        "results/logs/figures/optimum_k_{kind}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/optimum_k_figure.py"
+
+
+rule optimum_learning_law_table:
+    input:
+        policies=lambda w: [f"results/{r}/learning_law/policies.csv" for *_, r in law_runs(w.kind)],
+        fit=lambda w: [f"results/{r}/learning_law/sim_cr_fit.json" for *_, r in law_runs(w.kind)],
+        history=lambda w: [f"results/{r}/policy_history.parquet" for *_, r in law_runs(w.kind)],
+    output:
+        csv=report(
+            "results/tables/optimum_learning_law_{kind}.csv",
+            caption="../report/optimum_learning_law.rst",
+            category="Tables",
+            subcategory=OPTIMUM,
+        ),
+        md="results/tables/optimum_learning_law_{kind}.md",
+        rows="results/tables/optimum_learning_law_{kind}_runs.csv",
+    params:
+        runs=lambda w: law_runs(w.kind),
+        paths=config["policy_frontier"]["law_paths"],
+        kind=lambda w: w.kind,
+    wildcard_constraints:
+        kind="perceptron|transformer",
+    log:
+        "results/logs/tables/optimum_learning_law_{kind}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/optimum_learning_law_table.py"
+
+
+rule policy_frontier_perceptron:
+    input:
+        study_outputs("policy_frontier", "perceptron"),
+        law_outputs("perceptron"),
+
+
+rule policy_frontier_transformer:
+    input:
+        study_outputs("policy_frontier", "transformer"),
+        law_outputs("transformer"),
+
+
+rule policy_frontier:
+    input:
+        rules.policy_frontier_perceptron.input,
+        rules.policy_frontier_transformer.input,
+
+
+rule optimum_k_perceptron:
+    input:
+        study_outputs("optimum_k", "perceptron"),
+
+
+rule optimum_k_transformer:
+    input:
+        study_outputs("optimum_k", "transformer"),
+
+
+rule optimum_k:
+    input:
+        rules.optimum_k_perceptron.input,
+        rules.optimum_k_transformer.input,

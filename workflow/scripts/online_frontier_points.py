@@ -1,0 +1,3 @@
+from pipeline import jobs
+
+jobs.online_frontier_points(snakemake)  # noqa: F821  (the object Snakemake gives every script)
