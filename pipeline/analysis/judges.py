@@ -475,9 +475,8 @@ def ablation(item: str, table: pd.DataFrame, kind: str) -> Finding:
 
 
 def online_policies(item: str, perceptron: pd.DataFrame, transformer: pd.DataFrame) -> Finding:
-    """Ours, beyond the paper: the online policy closest to (or furthest past) the near-optimal
-    policy's test AR, AR − AR_near-optimal, mean over seeds, with its test AUC ratio, per
-    experiment. No paper number."""
+    """Ours (no paper number): per experiment, the online policy with the highest AR − the
+    near-optimal AR (mean over seeds), with its test AUC ratio."""
     parts = []
     for name, table in (("Perceptron", perceptron), ("Transformer", transformer)):
         online = table[table["policy"].str.startswith("online_")]
