@@ -198,16 +198,19 @@ def law_rows(policies: pd.DataFrame, fit: dict, history: pd.DataFrame, path: str
     for name, chosen in (("conventional", policies["policy"] == "conventional"),
                          (f"{path}: lowest J", policies["epoch"] == lowest)):  # fmt: skip
         row = policies[chosen].iloc[0]
+        fit_of_path = fitted if name != "conventional" else dict.fromkeys(fitted, math.nan)
         rows.append({"row": name, "path": path, "seed": seed, "epoch": int(row["epoch"]),
-                     **{c: float(row[c]) for c, _, _ in LAW_METRICS}, **fitted})  # fmt: skip
+                     **{c: float(row[c]) for c, _, _ in LAW_METRICS}, **fit_of_path})  # fmt: skip
     return rows
 
 
 def law_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
-    """Mean and sd over seeds of the Learning-Law numbers per row name, in `order`."""
+    """Mean and sd over seeds of the Learning-Law numbers per row name, in `order` (the
+    conventional policy once per seed: every path of a seed starts from the same one; it has
+    no fit of its own)."""
     out = []
     for name in order:
-        group = rows[rows["row"] == name]
+        group = rows[rows["row"] == name].drop_duplicates(subset=["seed"])
         if group.empty:
             continue
         row: dict = {"row": name, "seeds": int(group["seed"].nunique()),
