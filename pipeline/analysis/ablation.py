@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline import paper
 from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
-from pipeline.analysis.tables import mean_sd
+from pipeline.analysis.tables import mean_sd, mean_sd_columns
 from pipeline.results import read_pipeline_parquet
 
 #: (column, heading, format) of the metrics aggregated per variant, in table order.
@@ -174,12 +174,7 @@ def shown_distribution(table: pd.DataFrame) -> pd.DataFrame:
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     """The variant table formatted for people: mean ± sd per cell."""
     shown = pd.DataFrame({"variant": table["variant"], "seeds": table["seeds"]})
-    for column, heading, spec in METRICS:
-        shown[heading] = [
-            mean_sd(m, s, spec)
-            for m, s in zip(table[f"{column}_mean"], table[f"{column}_sd"], strict=True)
-        ]
-    return shown
+    return shown.assign(**mean_sd_columns(table, METRICS))
 
 
 def header(

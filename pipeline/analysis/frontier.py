@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from pipeline.analysis.tables import mean_sd
+from pipeline.analysis.tables import mean_sd_columns, summary_over_seeds
 
 #: (column, heading, format) of a point, in table order.
 POINT_METRICS = [
@@ -89,11 +88,7 @@ def group_row(name: str, group: pd.DataFrame, near_optimal_gap: float) -> dict:
     metric, how many of the points are near-optimal (gap / J below the threshold), and which
     path and epoch each point is."""
     row: dict = {"row": name, "seeds": int(group["seed"].nunique())}
-    for column, _, _ in POINT_METRICS:
-        values = group[column].to_numpy(dtype=float) if column in group else np.array([])
-        values = values[np.isfinite(values)]
-        row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
-        row[f"{column}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    row |= summary_over_seeds(group, [column for column, _, _ in POINT_METRICS])
     row["near_optimal_seeds"] = int((group["relative_gap"] < near_optimal_gap).sum())
     row["picked"] = " ".join(
         f"{path}@{int(epoch)}" for path, epoch in zip(group["path"], group["epoch"], strict=True)
@@ -116,11 +111,7 @@ def frontier_table(points: pd.DataFrame, paths: list[str], near_optimal_gap: flo
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     """The frontier (or K) table for people: mean ± sd per cell."""
     shown = pd.DataFrame({"policy": table["row"], "seeds": table["seeds"]})
-    for column, heading, spec in POINT_METRICS:
-        shown[heading] = [
-            mean_sd(m, s, spec)
-            for m, s in zip(table[f"{column}_mean"], table[f"{column}_sd"], strict=True)
-        ]
+    shown = shown.assign(**mean_sd_columns(table, POINT_METRICS))
     if "near_optimal_seeds" in table:
         shown["seeds near-optimal"] = table["near_optimal_seeds"].astype(int)
     if "picked" in table:
@@ -215,11 +206,7 @@ def law_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
             continue
         row: dict = {"row": name, "seeds": int(group["seed"].nunique()),
                      "epochs": " ".join(str(e) for e in group["epoch"])}  # fmt: skip
-        for column, _, _ in LAW_METRICS + FIT_METRICS:
-            values = group[column].to_numpy(dtype=float)
-            values = values[np.isfinite(values)]
-            row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
-            row[f"{column}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        row |= summary_over_seeds(group, [column for column, _, _ in LAW_METRICS + FIT_METRICS])
         out.append(row)
     return pd.DataFrame(out)
 
@@ -228,12 +215,7 @@ def shown_law_table(table: pd.DataFrame) -> pd.DataFrame:
     """The Learning-Law table for people: mean ± sd per cell."""
     shown = pd.DataFrame({"policy": table["row"], "seeds": table["seeds"],
                           "epoch per seed": table["epochs"]})  # fmt: skip
-    for column, heading, spec in LAW_METRICS + FIT_METRICS:
-        shown[heading] = [
-            mean_sd(m, s, spec)
-            for m, s in zip(table[f"{column}_mean"], table[f"{column}_sd"], strict=True)
-        ]
-    return shown
+    return shown.assign(**mean_sd_columns(table, LAW_METRICS + FIT_METRICS))
 
 
 def law_header(kind: str, seeds: list[int], paths: list[str]) -> str:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from pipeline.analysis.learning_law import SimCrFit, analyse_policy, read_examples
 from pipeline.analysis.metrics import acceleration_ratio, compression_ratio
-from pipeline.analysis.tables import mean_sd
+from pipeline.analysis.tables import mean_sd_columns
 from pipeline.config import ONLINE_POLICIES, at_grid_end
 from pipeline.results import read_pipeline_parquet
 
@@ -141,11 +141,7 @@ def policy_table(runs: pd.DataFrame) -> pd.DataFrame:
 def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     """The policy table for people: mean ± sd per cell."""
     shown = pd.DataFrame({"policy": table["policy"], "seeds": table["seeds"]})
-    for column, heading, spec in METRICS:
-        shown[heading] = [
-            mean_sd(m, s, spec)
-            for m, s in zip(table[f"{column}_mean"], table[f"{column}_sd"], strict=True)
-        ]
+    shown = shown.assign(**mean_sd_columns(table, METRICS))
     shown["τ (per seed)"] = table["tau"].replace("", "–")
     return shown
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -22,6 +23,30 @@ def mean_sd(mean: float, sd: float, spec: str = ".2f") -> str:
     if math.isnan(sd):
         return format_number(mean, spec)
     return f"{format_number(mean, spec)} ± {format_number(sd, spec)}"
+
+
+def mean_sd_columns(table: pd.DataFrame, metrics: list[tuple[str, str, str]]) -> dict:
+    """{heading: ['mean ± sd', …]} for each (column, heading, format) of `metrics`, from the
+    table's `<column>_mean` and `<column>_sd`: the shown cells of a table over seeds."""
+    return {
+        heading: [
+            mean_sd(m, s, spec)
+            for m, s in zip(table[f"{column}_mean"], table[f"{column}_sd"], strict=True)
+        ]
+        for column, heading, spec in metrics
+    }
+
+
+def summary_over_seeds(group: pd.DataFrame, columns: list[str]) -> dict:
+    """{<column>_mean, <column>_sd} over a group's rows (one per seed) of each column, its
+    non-finite values left out; NaN where nothing (or, for the sd, one value) is left."""
+    row = {}
+    for column in columns:
+        values = group[column].to_numpy(dtype=float) if column in group else np.array([])
+        values = values[np.isfinite(values)]
+        row[f"{column}_mean"] = float(values.mean()) if len(values) else math.nan
+        row[f"{column}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return row
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

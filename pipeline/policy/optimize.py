@@ -287,14 +287,12 @@ def optimize_policy(
         row = {"epoch": epoch, **policy_metrics(run, policy, result, conventional, form)}
         if result.validation_losses is not None:
             selection.offer(epoch, row["validation_auc"], run, policy)
-        if epoch in policy_paths:
-            whole = whole_policy(run, policy)
-            if is_main():
-                save_atomic(whole, resume_policy_path(resume_dir, epoch), controls)
+        whole = whole_policy(run, policy) if epoch in policy_paths or epoch == epochs else None
+        if epoch in policy_paths and is_main():
+            save_atomic(whole, resume_policy_path(resume_dir, epoch), controls)
         if epoch == epochs:
             row["seconds"] = time.perf_counter() - start
             history.append(row)
-            whole = whole_policy(run, policy)
             if is_main():  # the last epoch's pass is not redone if publishing is interrupted
                 save_resume_state(
                     resume_dir, fingerprint, epoch + 1, whole, history, selection, conventional,
