@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import paper
+from pipeline.analysis import judges
 from pipeline.analysis.frontier import (
     frontier_header,
     frontier_table,
@@ -23,6 +24,15 @@ from pipeline.analysis.frontier import (
     shown_law_table,
     shown_table,
     with_test_auc_ratio,
+)
+from pipeline.analysis.optimum_verdicts import (
+    acceleration_at,
+    convergence,
+    property41_at_optimum,
+    sim_at_optimum,
+    verdicts_header,
+    verdicts_table,
+    weakest,
 )
 from pipeline.analysis.tables import write_table
 from pipeline.plots.frontier import plot_frontier, plot_optimum_k
@@ -126,3 +136,38 @@ def optimum_learning_law_table_job(smk) -> None:
         seeds = sorted(rows["seed"].unique())
         write_table(table, shown_law_table(table), smk.output.csv, smk.output.md,
                     law_header(smk.params.kind, seeds, list(smk.params.paths)))  # fmt: skip
+
+
+def optimum_verdicts_job(smk) -> None:
+    """results/tables/optimum_verdicts_<kind>.{csv,md}: Figures 4, 5 and 6–10 judged against
+    the optimum (pipeline/analysis/optimum_verdicts.py)."""
+    with job(rule_log(smk)):
+        kind = smk.params.kind
+        frontier, law = pd.read_csv(smk.input.frontier), pd.read_csv(smk.input.law)
+        paper_ar = paper.ACCELERATION_RATIO[kind]
+        findings = [
+            convergence("Figure 4", frontier, smk.params.near_optimal_gap),
+            acceleration_at("Figure 5 (lowest J)", frontier, "lowest J", paper_ar),
+            acceleration_at(
+                "Figure 5 (validation-selected)", frontier, "validation-selected", paper_ar
+            ),
+        ]
+        runs = list(zip(smk.params.runs, smk.params.n_train, smk.input.policies,
+                        smk.input.property42, smk.input.property43, strict=True))  # fmt: skip
+        for path in smk.params.paths:
+            findings += [sim_at_optimum(f"Figures 6–7 ({path})", law, path),
+                         property41_at_optimum(f"Figure 8 ({path})", law, path)]  # fmt: skip
+            mine = [run for run in runs if run[0][0] == path]
+            findings.append(weakest(f"Figure 9 ({path})", [
+                (seed, judges.property42("", pd.read_parquet(learned), pd.read_csv(policies)))
+                for (_, seed, _), _, policies, learned, _ in mine
+            ]))  # fmt: skip
+            findings.append(weakest(f"Figure 10 ({path})", [
+                (seed, judges.property43("", pd.read_parquet(sample), {"N": n}))
+                for (_, seed, _), n, _, _, sample in mine
+            ]))  # fmt: skip
+        table = verdicts_table(findings)
+        header = verdicts_header(kind, list(smk.params.seeds), list(smk.params.paths))
+        write_table(table, table, smk.output.csv, smk.output.md, header)
+        for finding in findings:
+            log.info("%s: %s (%s)", finding.item, finding.verdict, finding.ours)

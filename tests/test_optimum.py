@@ -8,6 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
+from pipeline.analysis.judges import VERDICTS, Finding
+from pipeline.analysis.optimum_verdicts import (
+    acceleration_at,
+    convergence,
+    property41_at_optimum,
+    sim_at_optimum,
+    weakest,
+)
 from pipeline.models.perceptron import Perceptron
 from pipeline.policy.adjoint import policy_gradient
 from pipeline.policy.optimize import form_gradient, policy_update, stationarity_gap
@@ -175,6 +183,52 @@ def test_the_frontier_table_picks_the_lowest_j_the_held_out_and_the_test_best_pe
     assert np.isfinite(table.loc["lowest J", "test_acceleration_ratio_sd"])  # two seeds
 
 
+def _frontier_rows(lowest_ar: float, near: int, fall: float) -> pd.DataFrame:
+    """A frontier table of two seeds with its conventional, lowest-J and held-out rows."""
+
+    def row(name, j, ar, gap_fall, near_seeds):
+        return {"row": name, "seeds": 2, "objective_mean": j, "objective_sd": 1.0,
+                "test_acceleration_ratio_mean": ar, "test_acceleration_ratio_sd": 0.1,
+                "test_auc_ratio_mean": ar, "test_auc_ratio_sd": 0.1, "relative_gap_mean": 0.5,
+                "relative_gap_sd": 0.1, "gap_reduction_mean": gap_fall, "gap_reduction_sd": 0.0,
+                "near_optimal_seeds": near_seeds, "picked": "mirror@9 mirror@9"}  # fmt: skip
+
+    return pd.DataFrame([row("conventional", 300.0, 1.0, 1.0, 0),
+                         row("lowest J", 40.0, lowest_ar, fall, near),
+                         row("validation-selected", 50.0, 1.5, fall, near)])  # fmt: skip
+
+
+def test_the_verdicts_against_the_optimum_follow_their_criteria():
+    """Figure 4 by the gap (near-optimal at every seed, or a gap that fell 10×), Figure 5 by
+    the paper's AR, Figures 6–8 against the conventional policy; the weakest seed wins."""
+    assert convergence("F4", _frontier_rows(1.0, 2, 0.5), 0.01).verdict == "reproduced"
+    assert convergence("F4", _frontier_rows(1.0, 1, 0.05), 0.01).verdict == "partly"
+    assert convergence("F4", _frontier_rows(1.0, 1, 0.5), 0.01).verdict == "not reproduced"
+    assert convergence("F4", _frontier_rows(1.0, 1, 0.5).iloc[:1], 0.01).verdict == "no data"
+    table = _frontier_rows(4.2, 0, 0.5)
+    assert acceleration_at("F5", table, "lowest J", 5.5).verdict == "reproduced"  # ≥ 0.75 × 5.5
+    assert acceleration_at("F5", table, "validation-selected", 5.5).verdict == "partly"
+    assert acceleration_at("F5", _frontier_rows(0.2, 0, 0.5), "lowest J", 5.5).verdict == (
+        "not reproduced")  # fmt: skip
+    law = pd.DataFrame([
+        {"row": "conventional", "epochs": "0 0", "sim_mean": 0.03, "sim_sd": 0.0, "r2_mean": np.nan,
+         "r2_sd": np.nan, "property41_fraction_mean": 0.0, "property41_fraction_sd": 0.0},
+        {"row": "mirror: lowest J", "epochs": "9 9", "sim_mean": 0.05, "sim_sd": 0.01,
+         "r2_mean": 0.7, "r2_sd": 0.1, "property41_fraction_mean": 0.95,
+         "property41_fraction_sd": 0.01},
+    ])  # fmt: skip
+    assert sim_at_optimum("F6", law, "mirror").verdict == "partly"  # SIM rises, r² < 0.8
+    assert sim_at_optimum("F6", law.assign(r2_mean=0.9), "mirror").verdict == "reproduced"
+    assert sim_at_optimum("F6", law, "validation").verdict == "no data"
+    assert property41_at_optimum("F8", law, "mirror").verdict == "reproduced"
+    lower = law.assign(property41_fraction_mean=[0.1, 0.05])
+    assert property41_at_optimum("F8", lower, "mirror").verdict == "not reproduced"
+    seeds = [(s, Finding("", "c", "p", f"o{s}", v, "r"))
+             for s, v in ((0, "reproduced"), (1, "partly"), (2, "reproduced"))]  # fmt: skip
+    both = weakest("F9", seeds)
+    assert both.verdict == "partly" and both.ours == "s0: o0; s1: o1; s2: o2"
+
+
 def test_smoke_frontier_and_k_targets(smoke_run, tmp_path):
     """`policy_frontier` and `optimum_k` at smoke size on a copy of the session's smoke run:
     every path's every epoch is a point, the online and conventional policies are points of
@@ -202,5 +256,11 @@ def test_smoke_frontier_and_k_targets(smoke_run, tmp_path):
             assert_drawn(figures / f"{name}.png")
         law = pd.read_csv(tables / f"optimum_learning_law_{kind}.csv")
         assert law["row"].tolist() == ["conventional", "validation: lowest J", "mirror: lowest J"]
+        verdicts = pd.read_csv(tables / f"optimum_verdicts_{kind}.csv")
+        assert verdicts["item"].tolist()[:3] == [
+            "Figure 4", "Figure 5 (lowest J)", "Figure 5 (validation-selected)"
+        ]  # fmt: skip
+        assert len(verdicts) == 3 + 4 * 2  # Figures 6–7, 8, 9, 10 of each law path
+        assert verdicts["verdict"].isin(VERDICTS).all()
     k = pd.read_csv(tables / "optimum_k_perceptron.csv")
     assert k["k"].tolist() == [64, 2048]

@@ -182,16 +182,58 @@ rule optimum_learning_law_table:
         "../scripts/optimum_learning_law_table.py"
 
 
+rule optimum_verdicts:
+    input:
+        frontier="results/tables/policy_frontier_{kind}.csv",
+        law="results/tables/optimum_learning_law_{kind}.csv",
+        policies=lambda w: [f"results/{r}/learning_law/policies.csv" for *_, r in law_runs(w.kind)],
+        property42=lambda w: [
+            f"results/{r}/learning_law/property42_weights.parquet" for *_, r in law_runs(w.kind)
+        ],
+        property43=lambda w: [
+            f"results/{r}/learning_law/property43_sample.parquet" for *_, r in law_runs(w.kind)
+        ],
+    output:
+        csv=report(
+            "results/tables/optimum_verdicts_{kind}.csv",
+            caption="../report/optimum_verdicts.rst",
+            category="Tables",
+            subcategory=OPTIMUM,
+        ),
+        md="results/tables/optimum_verdicts_{kind}.md",
+    params:
+        runs=lambda w: law_runs(w.kind),
+        n_train=lambda w: [settings(r)["data"]["n_train"] for *_, r in law_runs(w.kind)],
+        seeds=lambda w: config["policy_frontier"][w.kind]["seeds"],
+        paths=config["policy_frontier"]["law_paths"],
+        near_optimal_gap=config["policy_frontier"]["near_optimal_gap"],
+        kind=lambda w: w.kind,
+    wildcard_constraints:
+        kind="perceptron|transformer",
+    log:
+        "results/logs/tables/optimum_verdicts_{kind}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/optimum_verdicts.py"
+
+
 rule policy_frontier_perceptron:
     input:
         study_outputs("policy_frontier", "perceptron"),
         law_outputs("perceptron"),
+        expand("results/tables/optimum_verdicts_perceptron.{ext}", ext=["csv", "md"]),
 
 
 rule policy_frontier_transformer:
     input:
         study_outputs("policy_frontier", "transformer"),
         law_outputs("transformer"),
+        expand("results/tables/optimum_verdicts_transformer.{ext}", ext=["csv", "md"]),
 
 
 rule policy_frontier:
