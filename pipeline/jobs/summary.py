@@ -20,7 +20,6 @@ log = logging.getLogger("pipeline.jobs")
 
 
 def summarize(smk) -> None:
-
     with job(rule_log(smk)):
         settings = smk.params.settings
         steps_paths = dict(zip(smk.params.policies, smk.input.steps, strict=True))
@@ -45,13 +44,11 @@ def summarize(smk) -> None:
 
 
 def figure_policy_optimization(smk) -> None:
-
     with job(rule_log(smk)):
         plot_policy_optimization(smk.input.history, smk.params.settings, smk.output)
 
 
 def figure_loss_curves(smk) -> None:
-
     with job(rule_log(smk)):
         plot_loss_curves(
             smk.input.conventional,
@@ -63,7 +60,6 @@ def figure_loss_curves(smk) -> None:
 
 
 def at_a_glance(smk) -> None:
-
     with job(rule_log(smk)):
         chosen = [entry for entry in ENTRIES if entry.name in smk.params.entries]
         findings = {entry.name: judge(entry) for entry in chosen}
