@@ -13,16 +13,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.analysis.metrics import log_vocab
 from pipeline.config import validation_split
 from pipeline.data.perceptron import load_perceptron_split
+from pipeline.data.tokenizer import PAD_ID  # the padding id of the TinyStories vocabulary
 from pipeline.distributed import Shard, local_shard, world_size
+from pipeline.metrics import log_vocab
 from pipeline.models.base import Batch, LossModel, batch_size, batch_slice
 from pipeline.models.perceptron import Perceptron
 from pipeline.models.transformer import Transformer, TransformerShape
 from pipeline.results import read_pipeline_parquet
-
-PAD_ID = 0  # the padding id of the TinyStories vocabulary (pipeline/data/tokenizer.py)
 
 
 @dataclass

@@ -37,7 +37,13 @@ import time
 import traceback
 from pathlib import Path
 
-from pipeline.runtime import WAIT_POLICY, set_thread_environment, thread_environment
+from pipeline.runtime import (
+    WAIT_POLICY,
+    job,
+    resolve_device,
+    set_thread_environment,
+    thread_environment,
+)
 
 log = logging.getLogger("pipeline.launch")
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -251,6 +257,7 @@ def _resolve(entry: str):
 
 
 def _report(errors: Path, err: BaseException) -> None:
+    # here, not at the top: the worker sets the thread environment before torch loads
     import torch.distributed as dist
 
     from pipeline.distributed import launched_environment
@@ -283,7 +290,6 @@ def worker(workdir: Path) -> None:
         is_main,
         world_size,
     )
-    from pipeline.runtime import job, resolve_device
 
     try:
         device = init_process_group(resolve_device(spec["device"]))

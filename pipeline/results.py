@@ -11,6 +11,7 @@ everything computed from it.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -77,8 +78,6 @@ class PipelineWriteError(OSError):
 
 def _free_space(path: Path) -> str:
     """The free space of the file system holding `path`, for an error message."""
-    import shutil
-
     try:
         free = shutil.disk_usage(path).free
     except OSError:

@@ -52,7 +52,7 @@ def set_thread_environment(threads: int, wait_policy: str | None = WAIT_POLICY) 
 def set_torch_threads(threads: int) -> None:
     """torch's intra-op and inter-op threads (the inter-op pool can be sized once per process,
     before it starts: a second, different request is logged and ignored)."""
-    import torch
+    import torch  # here: the job sets the thread environment before torch loads
 
     threads = max(1, threads)
     torch.set_num_threads(threads)
@@ -65,7 +65,7 @@ def set_torch_threads(threads: int) -> None:
 
 def resolve_device(setting: str) -> torch.device:
     """`auto` → CUDA when present, else CPU; `cuda` without a GPU is an error naming the setting."""
-    import torch
+    import torch  # here: the job sets the thread environment before torch loads
 
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -78,7 +78,7 @@ def resolve_device(setting: str) -> torch.device:
 
 
 def resolve_dtype(setting: str) -> torch.dtype:
-    import torch
+    import torch  # here: the job sets the thread environment before torch loads
 
     return {"float32": torch.float32, "float64": torch.float64}[setting]
 
@@ -97,6 +97,15 @@ def setup_logging(log_path: str | Path | None = None) -> None:
         handler.setFormatter(fmt)
         root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory from /proc/self/status, in MB: `VmRSS` (now) or `VmHWM`
+    (the peak since start-up or since the last write of "5" to /proc/self/clear_refs)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def rule_log(smk) -> str | None:

@@ -183,7 +183,7 @@ def copy_of_smoke_run(smoke_run: Path, dest: Path, *, trained_only: bool = False
 @pytest.fixture(scope="session")
 def perceptron_data(tmp_path_factory):
     """(config, split paths): the smoke preset's Perceptron data, written by the data job."""
-    from pipeline import jobs
+    from pipeline.jobs import training as jobs
 
     config = merged_config()
     out = tmp_path_factory.mktemp("perceptron_data")

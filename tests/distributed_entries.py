@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from pipeline import jobs
 from pipeline.data.synthetic import policy_after_step
 from pipeline.distributed import all_reduce_sum, gather_columns, is_main, rank
 from pipeline.experiment import initial_parameters
+from pipeline.jobs import training as jobs
 from pipeline.policy.adjoint import policy_gradient
 from pipeline.policy.simplex import project_to_simplex
 

@@ -13,13 +13,13 @@ import pytest
 import torch
 from scipy import stats
 
-from pipeline import jobs
 from pipeline.analysis import findings
 from pipeline.analysis.ablation import AblationRun, run_metrics, shown_table, variant_table
 from pipeline.analysis.judges import NO_DATA
 from pipeline.config import ConfigError, ablation_runs, run_settings, validate_config
 from pipeline.data.perceptron import make_perceptron_data
 from pipeline.experiment import initial_parameters, load_run
+from pipeline.jobs import training as jobs
 from pipeline.models.perceptron import Perceptron
 from pipeline.policy.optimize import optimize_policy
 from tests.conftest import (

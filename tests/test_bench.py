@@ -17,6 +17,7 @@ from pipeline.config import run_settings
 from pipeline.data.synthetic import random_token_splits
 from pipeline.experiment import Run, build_model
 from pipeline.policy.adjoint import policy_gradient
+from pipeline.policy.flops import count_flops
 from pipeline.policy.optimize import conventional_policy
 from tests.conftest import ROOT
 
@@ -55,9 +56,9 @@ def test_epoch_flops_match_the_counted_adjoint(tiny, k):
     a segment would be 5 % off at k = 4; the only uncounted term is the loss at θ_0)."""
     run, theta0, policy = tiny
     weights = policy[0]
-    grad = cost.count_flops(lambda: run.model.weighted_grad(theta0, run.train, weights))
-    vjp = cost.count_flops(lambda: run.model.weighted_grad_vjp(theta0, run.train, weights, theta0))
-    counted = cost.count_flops(
+    grad = count_flops(lambda: run.model.weighted_grad(theta0, run.train, weights))
+    vjp = count_flops(lambda: run.model.weighted_grad_vjp(theta0, run.train, weights, theta0))
+    counted = count_flops(
         lambda: policy_gradient(run.model, theta0, run.train, run.desired, policy, run.eta, k)
     )
     modelled = cost.policy_epoch_flops(grad / N, vjp / N, N, K, STEPS, k)

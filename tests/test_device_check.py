@@ -1,4 +1,4 @@
-"""The device check (`snakemake device_check`, pipeline/device_check.py) on the CPU, as CI runs it.
+"""The device check (`snakemake device_check`, pipeline/device_check/) on the CPU, as CI runs it.
 
 The code path a GPU takes differs from this one only in the device. The check must pass in
 float32 against its float64 reference, must fail when the device computes something else, and
@@ -118,8 +118,7 @@ def test_device_check_target_passes_on_cpu_and_its_projection_matches_a_count(tm
 def test_device_check_fails_when_the_device_computes_something_else(tmp_path, monkeypatch):
     """A Transformer whose float32 losses are 0.1 % off (a wrong kernel on the device; the
     float64 reference is right): the job writes its report, then fails naming the setting."""
-    from pipeline import device_check
-    from pipeline.device_check import DeviceCheckFailed, device_check_job
+    from pipeline.device_check import DeviceCheckFailed, device_check_job, projection
     from pipeline.models.transformer import Transformer
 
     losses = Transformer.losses
@@ -129,7 +128,7 @@ def test_device_check_fails_when_the_device_computes_something_else(tmp_path, mo
         return out * 1.001 if theta.dtype == torch.float32 else out
 
     monkeypatch.setattr(Transformer, "losses", wrong_in_float32)
-    monkeypatch.setattr(device_check, "return_freed_memory", lambda: None)  # keep pytest's malloc
+    monkeypatch.setattr(projection, "return_freed_memory", lambda: None)  # keep pytest's malloc
     outputs = {"json": str(tmp_path / "device_check.json"), "md": str(tmp_path / "check.md")}
     # The small θ_0 and η = 0.02 (transformer_ablation's todays_reading), where the 0.1 % shows
     # as itself: with PyTorch's init the N(0, 1) embeddings dwarf T steps of updates (θ_T moves

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline import jobs
 from pipeline.config import ConfigError, run_settings, saved_epochs, validate_config
 from pipeline.distributed import Shard, shard_of
+from pipeline.jobs import training as jobs
 from pipeline.launch import launch
 from pipeline.policy import optimize as optimize_module
 from pipeline.policy.simplex import simplex_threshold, sort_projection

@@ -26,7 +26,7 @@ JOB = """
 import json, os, sys
 from types import SimpleNamespace
 import yaml
-from pipeline import jobs
+from pipeline.jobs import training as jobs
 from pipeline.config import merged, run_settings
 from pipeline.runtime import THREAD_VARIABLES
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.analysis.metrics import (
+from pipeline.metrics import (
     acceleration_ratio,
     auc,
     compression_ratio,

@@ -246,8 +246,7 @@ def _history(folder, seconds: list[float]) -> str:
 def test_flops_of_a_run_extend_exactly_from_one_and_two_steps(one_thread):
     """The counted FLOPs of T steps (from 1 and 2) equal the count of the whole run, for the
     conventional, an online policy, and a policy epoch with and without checkpoints."""
-    from pipeline.bench.cost import count_flops
-    from pipeline.policy.flops import epoch_flops, evaluation_flops, shortened
+    from pipeline.policy.flops import count_flops, epoch_flops, evaluation_flops, shortened
     from pipeline.policy.optimize import conventional_policy, epoch_gradient
     from pipeline.training.evaluate import evaluate_policy
 

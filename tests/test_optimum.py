@@ -141,7 +141,7 @@ def test_a_warm_start_begins_at_the_online_rule_policy_and_its_ar_is_against_the
     start = torch.load(paths[0])
     torch.testing.assert_close(start, 0.99 * greedy + 0.01 / 16)
     assert (start > 0).all()
-    from pipeline.analysis.metrics import acceleration_ratio
+    from pipeline.metrics import acceleration_ratio
 
     conventional = conventional_run_curves(run, theta0)
     greedy_result = policy_gradient(run.model, theta0, run.train, run.desired, start, run.eta,

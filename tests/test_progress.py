@@ -7,8 +7,9 @@ import io
 import logging
 import re
 
-from pipeline import jobs, progress
+from pipeline import progress
 from pipeline.config import run_settings, saved_epochs
+from pipeline.jobs import training as jobs
 from pipeline.progress import Progress, duration
 from tests.conftest import fake_snakemake, merged_config
 

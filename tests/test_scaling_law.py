@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from pipeline import paper
-from pipeline.analysis.metrics import acceleration_ratio
 from pipeline.analysis.scaling_law import (
     Curve,
     ScalingLawError,
@@ -23,6 +22,7 @@ from pipeline.analysis.scaling_law import (
     table2,
 )
 from pipeline.config import run_names, run_settings, scaling_sweep_runs
+from pipeline.metrics import acceleration_ratio
 from tests.conftest import assert_drawn, merged_config
 
 SEARCH = SearchSettings(

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline import jobs
 from pipeline.config import run_settings, saved_epochs
 from pipeline.experiment import initial_parameters, load_run
+from pipeline.jobs import training as jobs
 from pipeline.policy import optimize as optimize_module
 from pipeline.policy.optimize import optimize_policy
 from tests.conftest import fake_snakemake, merged_config
@@ -371,7 +371,7 @@ def test_every_epoch_has_its_acceleration_ratio_also_after_resuming_an_older_sta
     them and gives the same history."""
     import json
 
-    from pipeline.analysis.metrics import acceleration_ratio
+    from pipeline.metrics import acceleration_ratio
 
     run, theta0, epochs = _optimisation(perceptron_data)
     reference_paths, reference_history = _outputs(tmp_path / "reference", epochs)

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline import paper
-from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.analysis.tables import mean_sd, mean_sd_columns
+from pipeline.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.results import read_pipeline_parquet
 
 #: (column, heading, format) of the metrics aggregated per variant, in table order.

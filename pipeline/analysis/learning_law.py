@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from pipeline.analysis.metrics import auc, compression_ratio
+from pipeline.metrics import auc, compression_ratio
 from pipeline.results import read_pipeline_parquet
 
 EXAMPLE_COLUMNS = ["step", "example", "weight", "loss", "contribution"]

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis.learning_law import SimCrFit, analyse_policy, read_examples
-from pipeline.analysis.metrics import acceleration_ratio, compression_ratio
 from pipeline.analysis.tables import mean_sd_columns
 from pipeline.config import ONLINE_POLICIES, at_grid_end
+from pipeline.metrics import acceleration_ratio, compression_ratio
 from pipeline.results import read_pipeline_parquet
 
 CURVES = ["step", "desired_loss", "test_loss"]

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline import paper
-from pipeline.analysis.metrics import acceleration_ratio
+from pipeline.metrics import acceleration_ratio
 from pipeline.results import read_pipeline_parquet
 
 

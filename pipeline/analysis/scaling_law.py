@@ -28,8 +28,8 @@ import pandas as pd
 from scipy.stats import linregress
 
 from pipeline import paper
-from pipeline.analysis.metrics import acceleration_ratio
 from pipeline.analysis.tables import format_number
+from pipeline.metrics import acceleration_ratio
 
 
 class ScalingLawError(ValueError):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
+from pipeline.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.results import read_pipeline_parquet
 
 STEPS_COLUMNS = ["step", "desired_loss", "test_loss"]

@@ -22,11 +22,13 @@ configuration):
 6. `contention`: training jobs idle and beside one CPU-bound competitor the bench starts itself,
    for each thread / process layout and wait policy (`pipeline.bench.contention`).
 7. `online`: a run under each online policy against a conventional run of the same T
-   (`pipeline.policy.online.bench_online`; goal ≤ 3 conventional runs).
+   (`pipeline.bench.online`; goal ≤ 3 conventional runs).
 
-Modules: `timing` (the measurements), `contention`, `cost` (FLOPs, memory, communication),
-`report` (bench.md), `cli` (the command line). Writes results/bench/bench.json (every figure,
-the goals, the machine) and bench.md.
+Modules: `measure` (a run on synthetic data and the time, FLOPs and peak memory of a call;
+shared with the device check), `timing` (parts 1 and 2), `memory` (3 and 4), `data_parallel`
+(5), `contention` (6), `online` (7), `cost` (FLOPs, memory, communication), `report`
+(bench.md), `cli` (the command line). Writes results/bench/bench.json (every figure, the goals,
+the machine) and bench.md.
 """
 
 SECTIONS = (
@@ -39,3 +41,10 @@ SECTIONS = (
     "contention",
     "online",
 )
+
+#: The measured data-parallel cases: name → (processes, threads per process), in this order.
+DATA_PARALLEL_CASES = {
+    "one_process_two_threads": (1, 2),
+    "two_processes_one_thread": (2, 1),
+    "one_process_one_thread": (1, 1),
+}

@@ -11,7 +11,7 @@ if __name__ == "__main__":
     early.add_argument("--threads", type=int, default=0)
     threads = early.parse_known_args()[0].threads or len(os.sched_getaffinity(0))
     set_thread_environment(threads)
-
+    # here, not at the top: torch loads after the thread environment is set
     from pipeline.bench.cli import main
 
     main()

@@ -16,7 +16,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from pipeline.bench import SECTIONS, report, timing
+from pipeline.bench import SECTIONS, data_parallel, memory, report, timing
+from pipeline.bench.contention import bench_contention
+from pipeline.bench.measure import bench_run
+from pipeline.bench.online import bench_online
 from pipeline.config import merged, run_settings, validate_config, with_steps
 from pipeline.runtime import job
 
@@ -83,16 +86,14 @@ def measure(section: str, args: argparse.Namespace, config: dict, repeats: int) 
         return timing.bench_projection(rows, n, seed, repeats)
     if section == "memory":
         steps = 16 if quick else args.memory_steps
-        return timing.bench_memory(config, seed, steps, 8 if quick else 32)
+        return memory.bench_memory(config, seed, steps, 8 if quick else 32)
     if section == "paper_scale":
         paper = run_settings(load_config(args.config, "paper"), "transformer")
-        return timing.bench_paper_scale(paper, seed, 4 if quick else args.paper_chunk)
+        return memory.bench_paper_scale(paper, seed, 4 if quick else args.paper_chunk)
     if section == "data_parallel":
         args.out.mkdir(parents=True, exist_ok=True)
-        return timing.bench_data_parallel(config, seed, transformer_steps, repeats, args.out)
+        return data_parallel.bench_data_parallel(config, seed, transformer_steps, repeats, args.out)
     if section == "contention":
-        from pipeline.bench.contention import bench_contention
-
         args.out.mkdir(parents=True, exist_ok=True)
         transformer = run_settings(config, "transformer")
         workloads = {
@@ -103,10 +104,8 @@ def measure(section: str, args: argparse.Namespace, config: dict, repeats: int) 
         epochs["transformer"] = 1
         return bench_contention(workloads, epochs, seed, repeats, args.out)
     if section == "online":  # an online policy's run (pipeline/policy/online.py)
-        from pipeline.policy.online import bench_online
-
         return {
-            kind: bench_online(timing.bench_run(run_settings(config, kind), seed), seed, repeats)
+            kind: bench_online(bench_run(run_settings(config, kind), seed), seed, repeats)
             for kind in ("perceptron", "transformer")
         }
     raise ValueError(f"unknown bench part `{section}`; parts: {', '.join(SECTIONS)}")

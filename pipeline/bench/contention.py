@@ -23,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.runtime import WAIT_POLICY, set_thread_environment
+from pipeline.bench.report import contention_table
+from pipeline.launch import launch
+from pipeline.runtime import WAIT_POLICY, set_thread_environment, set_torch_threads
 
 log = logging.getLogger("pipeline.bench")
 
@@ -57,13 +59,15 @@ def cpu_seconds(pid: int) -> float:
 
 def _timed_epochs(spec: dict, workload: str) -> float:
     """Wall seconds of the workload's policy epochs on this process's share (all processes)."""
+    # here, not at the top: `__main__` below sets the thread environment before torch loads
     from pipeline.bench import timing
+    from pipeline.bench.measure import bench_run, initial
     from pipeline.distributed import barrier
     from pipeline.policy.optimize import conventional_policy
 
     settings = spec["workloads"][workload]
-    run = timing.bench_run(settings, spec["seed"])
-    theta0 = timing.initial(run, spec["seed"])
+    run = bench_run(settings, spec["seed"])
+    theta0 = initial(run, spec["seed"])
     policy = conventional_policy(run)
     run.model.weighted_grad(theta0, run.train, policy[0])  # the libraries' one-off set-up
     barrier()
@@ -78,6 +82,7 @@ def measure_layout(spec: dict) -> None:
     """Entry of each process of one layout (`pipeline.launch`, or the one process): every
     workload idle and busy, `spec["repeats"]` times; the first process starts and stops the
     competitor and writes the times to `spec["out"]`."""
+    # here, not at the top: `__main__` below sets the thread environment before torch loads
     import torch
 
     from pipeline.distributed import barrier, is_main, world_size
@@ -113,8 +118,6 @@ def measure_layout(spec: dict) -> None:
 
 def _run_layout(spec: dict, processes: int, threads: int, scratch: Path) -> dict:
     """One layout in a fresh process (or P), with the spec's wait policy set before torch."""
-    from pipeline.launch import launch
-
     if processes > 1:
         launch(
             "pipeline.bench.contention:measure_layout",
@@ -165,8 +168,6 @@ def bench_contention(
     in `out/contention/partial.md` as soon as it ends, so an interrupted bench loses only the
     layout it was in: run again with the same settings, it measures only the layouts missing.
     The directory is removed once every layout is in the result."""
-    from pipeline.bench.report import contention_table
-
     spec = {"workloads": workloads, "epochs": epochs, "seed": seed, "repeats": repeats}
     spec["device"] = "cpu"
     kept = out / "contention"
@@ -209,7 +210,5 @@ def bench_contention(
 if __name__ == "__main__":  # one process of a one-process layout: the environment before torch
     layout_spec = json.loads(Path(sys.argv[1]).read_text())
     set_thread_environment(layout_spec["threads"], layout_spec["wait_policy"])
-    from pipeline.runtime import set_torch_threads
-
     set_torch_threads(layout_spec["threads"])
     measure_layout(layout_spec)

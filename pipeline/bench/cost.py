@@ -5,7 +5,7 @@ caller measures (the FLOPs of one training gradient and of its VJP, the activati
 example). Times come from a throughput and a bandwidth: by default the *assumed* ones below (an
 A100-class GPU, NVLink / InfiniBand), or measured ones that a caller passes in (`tflops=`,
 `gbps=`), e.g. a device check that has timed a matrix product and an all-reduce on the real
-device. Nothing here imports torch but `count_flops`.
+device. The FLOPs of a call are counted by `pipeline.policy.flops.count_flops`.
 
 One policy epoch (pipeline/policy/adjoint.py) per step t: the training gradient at θ_t over the
 N training examples (forward pass), its recomputation in the backward pass for the (k−1)/k of
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+
+from pipeline.policy.flops import recomputed_fraction
 
 #: Sustained float32 throughput assumed for a GPU (an A100-class GPU: 19.5 TFLOP/s peak FP32, of
 #: which small-width matmuls and elementwise work reach ~40 %). An assumption, not a measurement.
@@ -36,40 +38,7 @@ GB = 2**30
 MB = 2**20
 
 
-def _matrix_vector_flops(matrix_shape, vector_shape, *args, out_shape=None, **kwargs) -> int:
-    """2·m·n for an (m × n) matrix times an n-vector (FlopCounterMode does not count them)."""
-    return 2 * math.prod(matrix_shape)
-
-
-def _dot_flops(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
-    return 2 * math.prod(a_shape)
-
-
-def _addmv_flops(self_shape, matrix_shape, vector_shape, *args, out_shape=None, **kwargs) -> int:
-    return _matrix_vector_flops(matrix_shape, vector_shape)
-
-
-def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of one call of `fn`, as torch's FlopCounterMode counts them (matrix products),
-    with matrix-vector products and dot products added (the Perceptron's are nothing else)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    aten = torch.ops.aten
-    vector_products = {aten.mv: _matrix_vector_flops, aten.addmv: _addmv_flops,
-                       aten.dot: _dot_flops, aten.vdot: _dot_flops}  # fmt: skip
-    with FlopCounterMode(display=False, custom_mapping=vector_products) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
 # -- FLOPs ---------------------------------------------------------------------------------------
-def recomputed_fraction(checkpoint_every: int) -> float:
-    """The share of steps whose training gradient the backward pass computes again: (k−1)/k
-    with checkpoints every k steps (inside each segment of k all but θ_start are recomputed)."""
-    return (checkpoint_every - 1) / checkpoint_every
-
-
 def policy_step_flops(
     grad_flops_per_example: float,
     vjp_flops_per_example: float,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pipeline.bench.timing import DATA_PARALLEL_CASES
+from pipeline.bench import DATA_PARALLEL_CASES
 
 
 def markdown(results: dict) -> str:

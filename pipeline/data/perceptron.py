@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from pipeline.models.base import Batch
 from pipeline.results import read_pipeline_parquet
 
 SPLITS = ("train", "desired", "test")
@@ -58,7 +57,9 @@ def write_split(frame: pd.DataFrame, path: str | Path) -> None:
     pq.write_table(table, path)
 
 
-def load_perceptron_split(path: str | Path, dtype: torch.dtype, device: torch.device) -> Batch:
+def load_perceptron_split(
+    path: str | Path, dtype: torch.dtype, device: torch.device
+) -> dict[str, torch.Tensor]:
     """A split as a batch {x: (n, D), y: (n,)}."""
     table = read_pipeline_parquet(path, ["x", "y"])
     x = table.column("x").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pipeline.experiment import PAD_ID
+from pipeline.data.tokenizer import PAD_ID
 
 SPLITS = ("train", "desired", "test")
 

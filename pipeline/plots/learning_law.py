@@ -13,6 +13,7 @@ from matplotlib import colormaps
 from matplotlib.lines import Line2D
 
 from pipeline.analysis.learning_law import SimCrFit, sim_cr_curve
+from pipeline.plots.online import ONLINE_COLOURS
 from pipeline.plots.style import (
     CONVENTIONAL,
     NEAR_OPTIMAL,
@@ -134,8 +135,6 @@ def plot_sim_cr(
     span = max(np.ptp(cr), 1e-6) if len(cr) else 1.0
     shown_cr, shown_sim = cr, sim  # what the axis limits must include
     if online_path is not None:
-        from pipeline.plots.online import ONLINE_COLOURS
-
         online = pd.read_csv(online_path)
         online = online[np.isfinite(online["sim"])]
         for row in online.itertuples():

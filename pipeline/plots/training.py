@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from pipeline import paper
-from pipeline.analysis.metrics import acceleration_ratio
+from pipeline.metrics import acceleration_ratio
 from pipeline.plots.style import (
     CONVENTIONAL,
     NEAR_OPTIMAL,

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from pipeline.analysis.metrics import auc
 from pipeline.distributed import all_reduce_mean, all_reduce_sum, is_main, mean_share
+from pipeline.metrics import auc
 from pipeline.models.base import Batch, LossModel, batch_size
 from pipeline.progress import SILENT, Progress
 from pipeline.training.descent import check_finite_steps

@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -35,11 +34,10 @@ from torch import Tensor
 from pipeline.config import ONLINE_POLICIES
 from pipeline.distributed import all_reduce_max, all_reduce_sum, total_count
 from pipeline.policy.simplex import project_to_simplex
+from pipeline.training.descent import TrainingDiverged
+from pipeline.training.evaluate import PolicyFunction, evaluate_policy
 
 log = logging.getLogger(__name__)
-
-#: (t, θ_t, ∇L_dsr(θ_t)) → γ_t, this process's columns: what `evaluate_policy` calls per step.
-PolicyFunction = Callable[[int, Tensor, Tensor], Tensor]
 
 
 # --- the three rules: pure functions of the contributions CT_t --------------------------------
@@ -93,8 +91,6 @@ def online_policy_matrix(run, theta0: Tensor, rule: str, tau: float | None) -> T
     """The T × N policy (this process's columns) that `rule` at τ computes along its own run:
     the warm start of a policy optimisation (`policy.init`). CT comes from `run`'s desired set,
     so a run that holds part of it out (`policy.selection: validation`) never reads that part."""
-    from pipeline.training.evaluate import evaluate_policy
-
     rows: list[Tensor] = []
     row = online_policy(rule, tau, run)
 
@@ -130,9 +126,6 @@ def split_settings(settings: dict) -> dict:
 def held_out_auc(run, theta0: Tensor, rule: str, tau: float) -> float:
     """Σ_{t=1..T} of the held-out desired loss of training under `rule` at τ (∞ if training
     diverges: that τ is not chosen). `run` is `held_out_run(...)`."""
-    from pipeline.training.descent import TrainingDiverged
-    from pipeline.training.evaluate import evaluate_policy
-
     try:
         steps, _ = evaluate_policy(run, theta0, online_policy(rule, tau, run), [])
     except TrainingDiverged as err:
@@ -160,13 +153,11 @@ def choose_tau(run, theta0: Tensor, rule: str, grid: list[float]) -> dict:
             "seconds": seconds}  # fmt: skip
 
 
-# --- cost, for the job and the bench ------------------------------------------------------------
+# --- cost, for the job (and the bench's part `online`) --------------------------------------------
 
 
 def timed_evaluation(run, theta0: Tensor, policy, dumped: list[int]):
     """(steps, examples, wall seconds) of `evaluate_policy` under `policy`."""
-    from pipeline.training.evaluate import evaluate_policy
-
     if run.device.type == "cuda":
         torch.cuda.synchronize(run.device)
     start = time.perf_counter()
@@ -174,35 +165,3 @@ def timed_evaluation(run, theta0: Tensor, policy, dumped: list[int]):
     if run.device.type == "cuda":
         torch.cuda.synchronize(run.device)
     return steps, examples, time.perf_counter() - start
-
-
-def measure_online_cost(run, theta0: Tensor, dumped: list[int], repeats: int = 1) -> dict:
-    """Wall seconds of one evaluation run per online policy (τ = 1 for the rules with one: the
-    cost does not depend on it) and of the conventional run, measured the same way, and their
-    ratios; the median of `repeats`. The online run computes per step, beyond the conventional
-    run, one JVP over the training set (and a projection or a normalisation)."""
-    import statistics
-
-    def median_seconds(policy) -> float:
-        return statistics.median(
-            timed_evaluation(run, theta0, policy, dumped)[2] for _ in range(repeats)
-        )
-
-    median_seconds(None)  # warm-up: the first run in a process pays one-off costs
-    out = {"conventional_s": median_seconds(None)}
-    for rule in ONLINE_POLICIES:
-        out[f"{rule}_s"] = median_seconds(online_policy(rule, 1.0, run))
-        out[f"{rule}_per_conventional"] = out[f"{rule}_s"] / out["conventional_s"]
-    return out
-
-
-def bench_online(run, seed: int, repeats: int) -> dict:
-    """The bench's part `online` for one run (pipeline/bench.py): `measure_online_cost` with the
-    run's dump steps and θ_0 of `seed`, and the goal (an online run ≤ 3 conventional runs)."""
-    from pipeline.training.evaluate import dump_steps
-
-    theta0 = run.model.init_params(torch.Generator().manual_seed(seed)).to(run.dtype)
-    evaluate = run.settings["evaluate"]
-    dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
-    result = measure_online_cost(run, theta0, dumped, repeats)
-    return {"steps": run.steps, "n_train": run.n_train, **result, "goal_per_conventional": 3.0}

@@ -41,7 +41,6 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from pipeline.analysis.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.distributed import (
     all_reduce_mean,
     barrier,
@@ -51,6 +50,7 @@ from pipeline.distributed import (
     total_count,
 )
 from pipeline.experiment import Run
+from pipeline.metrics import acceleration_ratio, auc, compression_ratio
 from pipeline.models.base import batch_size
 from pipeline.policy.adjoint import PolicyGradient, policy_gradient, sqrt_checkpointing
 from pipeline.policy.checkpoint import (

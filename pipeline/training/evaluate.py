@@ -14,6 +14,7 @@ process gathers them into the one table it writes, in the order one process prod
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -30,11 +31,15 @@ from pipeline.distributed import (
 )
 from pipeline.experiment import Run
 from pipeline.models.base import batch_size
-from pipeline.policy.online import PolicyFunction
 from pipeline.progress import SILENT, Progress
+from pipeline.results import write_atomic
 from pipeline.training.descent import check_finite_step, descent_step, policy_row
 
 log = logging.getLogger(__name__)
+
+#: (t, θ_t, ∇L_dsr(θ_t)) → γ_t, this process's columns: what `evaluate_policy` calls per step
+#: under an online policy (pipeline/policy/online.py).
+PolicyFunction = Callable[[int, Tensor, Tensor], Tensor]
 
 
 def dump_steps(steps: int, dump_every: int, dense_until: int) -> list[int]:
@@ -120,8 +125,6 @@ def write_dumps(
 ) -> None:
     """Write the two dumps (zstd-compressed Parquet), each whole or not at all; a failed write
     names the run's settings that decide the size of the per-example dump."""
-    from pipeline.results import write_atomic
-
     evaluate, kind = settings["evaluate"], settings["kind"]
     controls = (
         f"The per-example dump holds {examples.num_rows} rows: N examples at every "

@@ -32,7 +32,7 @@ from pipeline.config import (
     warm_start_run,
 )
 from pipeline.analysis.findings import report_labels
-from pipeline.analysis.metrics import log_vocab
+from pipeline.metrics import log_vocab
 from pipeline.paper import acceleration_ratio_reference
 
 try:

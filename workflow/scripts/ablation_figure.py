@@ -1,3 +1,3 @@
-from pipeline.analysis import ablation_jobs
+from pipeline.jobs import ablation
 
-ablation_jobs.ablation_figure_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+ablation.ablation_figure_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)

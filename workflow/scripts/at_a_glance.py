@@ -1,3 +1,3 @@
-from pipeline import jobs
+from pipeline.jobs import summary
 
-jobs.at_a_glance(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+summary.at_a_glance(snakemake)  # noqa: F821  (the object Snakemake gives every script)

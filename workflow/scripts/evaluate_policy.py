@@ -1,3 +1,3 @@
-from pipeline import jobs
+from pipeline.jobs import training
 
-jobs.evaluate_policy(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+training.evaluate_policy(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,3 +1,3 @@
-from pipeline import jobs
+from pipeline.jobs import summary
 
-jobs.figure_loss_curves(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+summary.figure_loss_curves(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,3 +1,3 @@
-from pipeline.analysis import learning_law_jobs
+from pipeline.jobs import learning_law
 
-learning_law_jobs.figure_property42(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+learning_law.figure_property42(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,3 +1,3 @@
-from pipeline import jobs
+from pipeline.jobs import training
 
-jobs.online_flops(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+training.online_flops(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,3 +1,3 @@
-from pipeline import jobs
+from pipeline.jobs import training
 
-jobs.online_frontier_points(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+training.online_frontier_points(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,3 +1,3 @@
-from pipeline.analysis import online_jobs
+from pipeline.jobs import online
 
-online_jobs.online_policies_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+online.online_policies_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)

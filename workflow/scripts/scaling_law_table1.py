@@ -1,3 +1,3 @@
-from pipeline.analysis import scaling_law_jobs
+from pipeline.jobs import scaling_law
 
-scaling_law_jobs.table1_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+scaling_law.table1_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)

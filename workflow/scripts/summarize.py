@@ -1,3 +1,3 @@
-from pipeline import jobs
+from pipeline.jobs import summary
 
-jobs.summarize(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+summary.summarize(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,3 +1,3 @@
-from pipeline import jobs
+from pipeline.jobs import training
 
-jobs.tinystories_data(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+training.tinystories_data(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,3 +1,3 @@
-from pipeline.analysis import ablation_jobs
+from pipeline.jobs import ablation
 
-ablation_jobs.scale_table_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+ablation.scale_table_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)

@@ -1,25 +1,37 @@
-"""The jobs the Snakemake rules run: each reads the `snakemake` object of its rule's script,
-sets up logging / threads / device, and calls the pure functions of the package.
+"""The jobs of the data and training rules: each reads the `snakemake` object of its rule's
+script, sets up logging / threads / device, and calls the pure functions of the package.
 
 Rules stay thin (workflow/scripts/<job>.py is one call into this module), and each job can be
 run by hand from Python with any object exposing input, output, params, log, threads, config.
 
-The training jobs (optimize_policy, evaluate_policy) turn their `snakemake` object into a plain
-spec and run `<job>_run(spec)` here, or, when the experiment asks for `resources.processes` > 1,
-in that many processes (pipeline/launch.py: torchrun, or srun inside a SLURM job).
+The training jobs (optimize_policy, evaluate_policy, evaluate_online) turn their `snakemake`
+object into a plain spec and run `<job>_run(spec)` here, or, when the experiment asks for
+`resources.processes` > 1, in that many processes (pipeline/launch.py: torchrun, or srun inside
+a SLURM job).
+
+The modules that load torch are imported inside the jobs, after `job()` has set the thread
+environment (thread counts, OMP_WAIT_POLICY) that OpenMP reads once, when torch loads
+(tests/test_job_threads.py checks it).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.config import run_processes
+import pandas as pd
+
+from pipeline.config import ONLINE_POLICIES, TAU_RULES, at_grid_end, policy_name, run_processes
+from pipeline.data.tinystories import build_tinystories
+from pipeline.launch import launch
+from pipeline.metrics import auc
+from pipeline.results import PipelineFileError, rebuild_hint
 from pipeline.runtime import job, resolve_device, resolve_dtype, rule_log
 
-if TYPE_CHECKING:  # torch is imported by the training jobs only: figure jobs start faster
+if TYPE_CHECKING:
     import torch
 
     from pipeline.experiment import Run
@@ -47,11 +59,9 @@ def _run_training(smk, entry: str, spec: dict) -> None:
         with job(rule_log(smk), smk.threads, uses_torch=True):
             globals()[entry](spec)
         return
-    from pipeline.launch import launch
-
     with job(None, smk.threads):  # the processes' first one writes the rule's log
         launch(
-            f"pipeline.jobs:{entry}",
+            f"pipeline.jobs.training:{entry}",
             spec,
             processes,
             min(resources["threads"], max(1, smk.threads // processes)),
@@ -62,6 +72,7 @@ def _run_training(smk, entry: str, spec: dict) -> None:
 
 
 def _load_run(spec: dict) -> Run:
+    # here, not at the top: torch loads after job() has set the thread environment
     from pipeline.distributed import world_size
     from pipeline.experiment import load_run
 
@@ -84,6 +95,7 @@ def _load_run(spec: dict) -> Run:
 
 def _diverged(err: TrainingDiverged, settings: dict) -> RuntimeError:
     """The error a user sees: which setting to change, by where training diverged."""
+    # here, not at the top: torch loads after job() has set the thread environment
     from pipeline.policy.optimize import PolicyDiverged
 
     kind = settings["kind"]
@@ -104,9 +116,10 @@ def _diverged(err: TrainingDiverged, settings: dict) -> RuntimeError:
 
 
 def perceptron_data(smk) -> None:
-    from pipeline.data.perceptron import SPLITS, make_perceptron_data, write_split
-
     with job(rule_log(smk)):
+        # here, not at the top: torch loads after job() has set the thread environment
+        from pipeline.data.perceptron import SPLITS, make_perceptron_data, write_split
+
         frames = make_perceptron_data(smk.params.settings, smk.params.seed)
         for split in SPLITS:
             write_split(frames[split], getattr(smk.output, split))
@@ -119,8 +132,6 @@ def perceptron_data(smk) -> None:
 
 
 def optimize_policy(smk) -> None:
-    from pipeline.config import policy_name
-
     out_dir = Path(smk.output.policies)
     spec = {
         **_training_spec(smk),
@@ -142,6 +153,7 @@ def warm_start_tau(costs_path: str, rule: str) -> float | None:
 
 def optimize_policy_run(spec: dict) -> None:
     """The policy optimisation of a spec (`optimize_policy`), in this process."""
+    # here, not at the top: torch loads after job() has set the thread environment
     from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters
     from pipeline.policy.online import online_policy_matrix
@@ -181,11 +193,8 @@ def optimize_policy_run(spec: dict) -> None:
 def load_policy(path: Path) -> torch.Tensor:
     """A saved policy γ (T × N) of `optimize_policy`, on the CPU (each process then moves its
     columns to its device); a damaged file says how to rebuild it."""
-    import pickle
-
+    # here, not at the top: torch loads after job() has set the thread environment
     import torch
-
-    from pipeline.results import PipelineFileError, rebuild_hint
 
     try:
         return torch.load(path, map_location="cpu")
@@ -210,7 +219,7 @@ def evaluate_policy(smk) -> None:
 
 def evaluate_policy_run(spec: dict) -> None:
     """The evaluation of a spec (`evaluate_policy`), in this process."""
-    from pipeline.analysis.metrics import auc
+    # here, not at the top: torch loads after job() has set the thread environment
     from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters
     from pipeline.training.descent import TrainingDiverged
@@ -238,71 +247,12 @@ def evaluate_policy_run(spec: dict) -> None:
     barrier()
 
 
-def summarize(smk) -> None:
-    from pipeline.analysis.summary import summarize_run
-
-    with job(rule_log(smk)):
-        settings = smk.params.settings
-        steps_paths = dict(zip(smk.params.policies, smk.input.steps, strict=True))
-        benchmarks = {
-            stage: [p for p in smk.input.benchmarks if f"/{stage}" in p]
-            for stage in smk.params.stages
-        }
-        summary = summarize_run(
-            settings,
-            steps_paths,
-            smk.input.history,
-            benchmarks,
-            smk.params.log_vocab,
-            smk.params.paper_acceleration_ratio,
-        )
-        Path(smk.output[0]).write_text(json.dumps(summary, indent=2) + "\n")
-        log.info(
-            "acceleration ratio %.3f (paper %s)",
-            summary["acceleration_ratio"],
-            summary["paper_acceleration_ratio"],
-        )
-
-
-def figure_policy_optimization(smk) -> None:
-    from pipeline.plots.training import plot_policy_optimization
-
-    with job(rule_log(smk)):
-        plot_policy_optimization(smk.input.history, smk.params.settings, smk.output)
-
-
-def figure_loss_curves(smk) -> None:
-    from pipeline.plots.training import plot_loss_curves
-
-    with job(rule_log(smk)):
-        plot_loss_curves(
-            smk.input.conventional,
-            smk.input.near_optimal,
-            smk.params.settings,
-            smk.output,
-            paper_style=smk.params.paper_style,
-        )
-
-
 def tinystories_data(smk) -> None:
-    from pipeline.data.tinystories import build_tinystories
-
     with job(rule_log(smk), smk.threads):
         stats = build_tinystories(
             smk.params.settings, Path(smk.output.train).parent, smk.params.seed
         )
         log.info("TinyStories data: %s", json.dumps(stats, default=str))
-
-
-def at_a_glance(smk) -> None:
-    from pipeline.analysis.findings import ENTRIES, judge, write_page
-
-    with job(rule_log(smk)):
-        chosen = [entry for entry in ENTRIES if entry.name in smk.params.entries]
-        findings = {entry.name: judge(entry) for entry in chosen}
-        for name, found in findings.items():
-            log.info("%s: %s (%s; paper: %s)", name, found.verdict, found.ours, found.paper)
-        write_page(chosen, findings, smk.output.md, smk.output.csv, smk.output.json)
 
 
 def evaluate_online(smk) -> None:
@@ -321,6 +271,7 @@ def evaluate_online(smk) -> None:
 def online_flops(smk) -> None:
     """The FLOPs of finding and running each policy of a run (pipeline/policy/flops.py), in one
     process: counted on the run's own shapes, they do not depend on how many run it."""
+    # here, not at the top: torch loads after job() has set the thread environment
     from pipeline.experiment import initial_parameters, load_run
     from pipeline.policy import online
     from pipeline.policy.flops import policy_flops
@@ -346,9 +297,7 @@ def online_frontier_points(smk) -> None:
     (`policy_frontier`): each online rule's T × N policy at the τ its online job chose, on the
     run with the frontier's held-out split, and one adjoint pass each for J, the held-out and
     test AUCs and the stationarity gap (the same metrics as a path's history)."""
-    import pandas as pd
-
-    from pipeline.config import ONLINE_POLICIES
+    # here, not at the top: torch loads after job() has set the thread environment
     from pipeline.experiment import initial_parameters
     from pipeline.policy import online
     from pipeline.policy.optimize import (
@@ -385,7 +334,7 @@ def evaluate_online_run(spec: dict) -> None:
     """`evaluate_online` in this process. Timed alike (wall seconds of `evaluate_policy`): each
     τ candidate's run, each online policy's evaluation and a conventional evaluation with the
     same dump steps, run after the τ runs so that neither pays the process's first-run costs."""
-    from pipeline.config import ONLINE_POLICIES, TAU_RULES, at_grid_end
+    # here, not at the top: torch loads after job() has set the thread environment
     from pipeline.distributed import barrier, is_main
     from pipeline.experiment import initial_parameters, load_run
     from pipeline.policy import online

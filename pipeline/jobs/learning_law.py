@@ -1,5 +1,5 @@
 """The jobs of workflow/rules/learning_law.smk: the Learning-Law tables of a run and their
-figures. Like pipeline/jobs.py, each reads its rule's `snakemake` object and calls pure
+figures. Like pipeline/jobs/training.py, each reads its rule's `snakemake` object and calls pure
 functions (pipeline.analysis.learning_law, pipeline.plots.learning_law)."""
 
 from __future__ import annotations
@@ -9,6 +9,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.analysis.learning_law import (
+    analyse_run,
+    perturbed_weight_share,
+    policy_epoch,
+    read_examples,
+    write_tables,
+)
+from pipeline.plots.learning_law import (
+    plot_perturbed_weight,
+    plot_property41,
+    plot_property42,
+    plot_property43,
+    plot_sim_cr,
+    plot_sim_per_step,
+)
 from pipeline.results import read_pipeline_parquet
 from pipeline.runtime import job, rule_log
 
@@ -28,8 +43,6 @@ def _dumps(smk) -> dict[str, tuple[str, str]]:
 
 def learning_law(smk) -> None:
     """SIM, the SIM–CR fit and Properties 4.1–4.3 of every policy of a run."""
-    from pipeline.analysis.learning_law import analyse_run, write_tables
-
     with job(rule_log(smk)):
         settings = smk.params.settings
         tables = analyse_run(
@@ -52,12 +65,6 @@ def learning_law(smk) -> None:
 
 def perturbed_weight(smk) -> None:
     """Weight share and zero-weight fraction of perturbed vs clean TinyStories examples."""
-    from pipeline.analysis.learning_law import (
-        perturbed_weight_share,
-        policy_epoch,
-        read_examples,
-    )
-
     with job(rule_log(smk)):
         train = read_pipeline_parquet(smk.input.train).to_pandas()
         if "perturbed" not in train.columns:
@@ -91,16 +98,12 @@ def perturbed_weight(smk) -> None:
 
 def figure_sim_per_step(smk) -> None:
     """Figure 6: SIM_t against the test loss, one line per policy coloured by CR."""
-    from pipeline.plots.learning_law import plot_sim_per_step
-
     with job(rule_log(smk)):
         plot_sim_per_step(smk.input.per_step, smk.params.settings, smk.output)
 
 
 def figure_sim_cr(smk) -> None:
     """Figures 7 and 3b: SIM against CR with the fit SIM = c·ln(a / (b − CR))."""
-    from pipeline.plots.learning_law import plot_sim_cr
-
     with job(rule_log(smk)):
         plot_sim_cr(
             smk.input.policies,
@@ -114,16 +117,12 @@ def figure_sim_cr(smk) -> None:
 
 def figure_property41(smk) -> None:
     """Figure 8: the share of non-contributive examples with zero weight, against CR."""
-    from pipeline.plots.learning_law import plot_property41
-
     with job(rule_log(smk)):
         plot_property41(smk.input.policies, smk.params.settings, smk.output)
 
 
 def figure_property42(smk) -> None:
     """Figure 9: CDF of the relative weight of perfectly learned examples."""
-    from pipeline.plots.learning_law import plot_property42
-
     with job(rule_log(smk)):
         plot_property42(
             smk.input.property42,
@@ -136,8 +135,6 @@ def figure_property42(smk) -> None:
 
 def figure_property43(smk) -> None:
     """Figure 10: heat map of γ_{t,n} of sampled contributive examples, near-optimal policy."""
-    from pipeline.plots.learning_law import plot_property43
-
     with job(rule_log(smk)):
         plot_property43(
             smk.input.property43,
@@ -150,7 +147,5 @@ def figure_property43(smk) -> None:
 
 def figure_perturbed_weight(smk) -> None:
     """Weight of perturbed vs clean examples over training, for policies along the optimisation."""
-    from pipeline.plots.learning_law import plot_perturbed_weight
-
     with job(rule_log(smk)):
         plot_perturbed_weight(smk.input.table, smk.params.settings, smk.output)

@@ -20,6 +20,7 @@ from pipeline.analysis.scaling_law import (
     table2,
 )
 from pipeline.analysis.tables import write_table
+from pipeline.plots.scaling_law import plot_scaling_law
 from pipeline.results import read_pipeline_parquet
 from pipeline.runtime import job, rule_log
 
@@ -94,8 +95,6 @@ def table2_job(smk) -> None:
 
 
 def figure11_job(smk) -> None:
-    from pipeline.plots.scaling_law import plot_scaling_law
-
     with job(rule_log(smk)):
         comparison = _compare(smk.input.conventional, smk.input.near_optimal, smk)
         curves = [

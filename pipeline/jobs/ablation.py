@@ -3,6 +3,7 @@ Perceptron seeds study."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pandas as pd
@@ -16,7 +17,16 @@ from pipeline.analysis.ablation import (
     shown_table,
     variant_table,
 )
+from pipeline.analysis.scale import fit_line, points_table, scale_markdown, scale_row, scale_summary
+from pipeline.analysis.seeds import (
+    correlation_footer,
+    data_difficulty,
+    difficulty_correlation,
+    seeds_header,
+)
 from pipeline.analysis.tables import write_table
+from pipeline.plots.ablation import plot_ablation, plot_seeds
+from pipeline.plots.scale import plot_scale
 from pipeline.runtime import job, rule_log
 
 log = logging.getLogger("pipeline.ablation")
@@ -81,13 +91,6 @@ def seeds_table_job(smk) -> None:
     """results/tables/perceptron_seeds.{csv,md}: the AR's distribution over many seeds, and
     ..._runs.csv with what makes each data draw easy or hard, ..._correlation.csv how the AR
     follows it."""
-    from pipeline.analysis.seeds import (
-        correlation_footer,
-        data_difficulty,
-        difficulty_correlation,
-        seeds_header,
-    )
-
     with job(rule_log(smk)):
         runs = ablation_runs_frame(smk)
         difficulty = pd.DataFrame(
@@ -114,8 +117,6 @@ def seeds_table_job(smk) -> None:
 
 
 def ablation_figure_job(smk) -> None:
-    from pipeline.plots.ablation import plot_ablation
-
     with job(rule_log(smk)):
         plot_ablation(
             pd.read_csv(smk.input.runs), list(smk.params.variants), smk.output, smk.params.kind
@@ -123,8 +124,6 @@ def ablation_figure_job(smk) -> None:
 
 
 def seeds_figure_job(smk) -> None:
-    from pipeline.plots.ablation import plot_seeds
-
     with job(rule_log(smk)):
         plot_seeds(pd.read_csv(smk.input.runs), list(smk.params.variants), smk.output)
 
@@ -132,10 +131,6 @@ def seeds_figure_job(smk) -> None:
 def scale_table_job(smk) -> None:
     """results/tables/transformer_scale.{csv,md,json} and ..._runs.csv: AR per run and scale,
     the fit against ln(T·N) and its extrapolation to the paper's scale."""
-    import json
-
-    from pipeline.analysis.scale import points_table, scale_markdown, scale_row, scale_summary
-
     with job(rule_log(smk)):
         runs = pd.DataFrame(
             [
@@ -161,9 +156,6 @@ def scale_table_job(smk) -> None:
 
 
 def scale_figure_job(smk) -> None:
-    from pipeline.analysis.scale import fit_line, points_table
-    from pipeline.plots.scale import plot_scale
-
     with job(rule_log(smk)):
         runs = pd.read_csv(smk.input.runs)
         fit = fit_line(runs["ln_TN"].to_numpy(), runs["test_ar"].to_numpy())

@@ -16,6 +16,7 @@ from pipeline.analysis.online import (
 )
 from pipeline.analysis.tables import write_table
 from pipeline.config import ONLINE_POLICIES
+from pipeline.plots.online import plot_online_policies
 from pipeline.runtime import job, rule_log
 
 log = logging.getLogger("pipeline.online")
@@ -24,8 +25,6 @@ log = logging.getLogger("pipeline.online")
 def online_policies_job(smk) -> None:
     """results/tables/online_policies_<experiment>.{csv,md} (per policy, mean ± sd), ..._runs.csv
     (per seed and policy), the figure, and the main run's online Learning-Law statistics."""
-    from pipeline.plots.online import plot_online_policies
-
     with job(rule_log(smk)):
         p, inp = smk.params, smk.input
         near = dict(zip(p.near_optimal_seeds, zip(inp.near_optimal, inp.history, strict=True),
