@@ -1,3 +1,3 @@
-from pipeline import optimum_jobs
+from pipeline.jobs import optimum
 
-optimum_jobs.optimum_verdicts_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)
+optimum.optimum_verdicts_job(snakemake)  # noqa: F821  (the object Snakemake gives every script)
