@@ -1,6 +1,7 @@
 # Configuration check, the runs it defines, and the paths every rule shares.
 
 import os
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the pipeline package, for this process and its jobs
@@ -17,6 +18,7 @@ from pipeline.config import (
     ConfigError,
     ablation_runs,
     all_run_names,
+    data_names,
     dataset_run,
     main_variant,
     perceptron_seeds_runs,
@@ -35,8 +37,8 @@ from pipeline.analysis.findings import report_labels
 from pipeline.analysis.metrics import log_vocab
 from pipeline.paper import acceleration_ratio_reference
 
-try:
-    validate_config(config)
+try:  # --config values come as strings; quoted numbers of a config file are refused
+    validate_config(config, command_line=dict(workflow.config_settings.config))
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 if config["device"] == "cuda" and workflow.local_exec and not workflow.remote_exec:
@@ -66,8 +68,8 @@ TRAIN_ENV = (
 wildcard_constraints:
     run="|".join(all_run_names(config)) or "none",
     policy=r"(?!online_)[A-Za-z0-9_.-]+",  # any name but the online policies' (online.smk): policy_input() lists the run's policies if unknown
-    dataset=r"tinystories(-N\d+-V\d+(-[a-z_]+[0-9.e+-]+)*)?(-s\d+)?",
-    pdataset=r"perceptron(-[A-Za-z0-9_.+-]+)?",
+    dataset="|".join(map(re.escape, data_names(config, "transformer"))) or "none",
+    pdataset="|".join(map(re.escape, data_names(config, "perceptron"))) or "none",
 
 
 def settings(run):
