@@ -35,10 +35,8 @@ rule ablation_table:
         "results/logs/tables/{experiment}_ablation.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/ablation_table.py"
 
@@ -47,12 +45,10 @@ rule ablation_figure:
     input:
         runs="results/tables/{experiment}_ablation_runs.csv",
     output:
-        pdf="results/figures/{experiment}_ablation.pdf",
-        png=report(
-            "results/figures/{experiment}_ablation.png",
-            caption="../report/ablation.rst",
-            category="Figures",
-            subcategory=FIDELITY,
+        **figure_outputs(
+            "{experiment}_ablation",
+            FIDELITY,
+            caption="ablation",
             labels=lambda w: report_labels(f"{w.experiment}_ablation"),
         ),
     params:
@@ -64,10 +60,8 @@ rule ablation_figure:
         "results/logs/figures/{experiment}_ablation.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/ablation_figure.py"
 
@@ -113,10 +107,8 @@ rule perceptron_seeds_table:
         "results/logs/tables/perceptron_seeds.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/perceptron_seeds_table.py"
 
@@ -125,23 +117,15 @@ rule perceptron_seeds_figure:
     input:
         runs="results/tables/perceptron_seeds_runs.csv",
     output:
-        pdf="results/figures/perceptron_seeds.pdf",
-        png=report(
-            "results/figures/perceptron_seeds.png",
-            caption="../report/perceptron_seeds.rst",
-            category="Figures",
-            subcategory=FIDELITY,
-        ),
+        **figure_outputs("perceptron_seeds", FIDELITY),
     params:
         variants=config["perceptron_seeds"]["variants"],
     log:
         "results/logs/figures/perceptron_seeds.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/perceptron_seeds_figure.py"
 
@@ -181,10 +165,8 @@ rule transformer_scale_table:
         "results/logs/tables/transformer_scale.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/transformer_scale_table.py"
 
@@ -193,24 +175,15 @@ rule transformer_scale_figure:
     input:
         runs="results/tables/transformer_scale_runs.csv",
     output:
-        pdf="results/figures/transformer_scale.pdf",
-        png=report(
-            "results/figures/transformer_scale.png",
-            caption="../report/transformer_scale.rst",
-            category="Figures",
-            subcategory=FIDELITY,
-            labels=finding("transformer_scale"),
-        ),
+        **figure_outputs("transformer_scale", FIDELITY, labels=finding("transformer_scale")),
     params:
         target=SCALE_TARGET,
     log:
         "results/logs/figures/transformer_scale.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/transformer_scale_figure.py"
 

@@ -33,6 +33,7 @@ from pipeline.config import (
     validate_config,
     warm_start_run,
 )
+from pipeline import paths
 from pipeline.analysis.findings import report_labels
 from pipeline.analysis.metrics import log_vocab
 from pipeline.paper import acceleration_ratio_reference
@@ -83,8 +84,7 @@ def policy_names(run):
     return ["conventional"] + [policy_name(e) for e in epochs if e > 0]
 
 
-def steps_dump(run, policy):
-    return f"results/{run}/dumps/{policy}/steps.parquet"
+steps_dump = paths.steps_dump
 
 
 def last_policy(run):
@@ -124,8 +124,8 @@ def paper_acceleration_ratio(run):
 
 
 def data_files(wildcards):
-    return expand("results/data/{name}/{split}.parquet", name=settings(wildcards.run)["data_name"],
-                  split=SPLITS)
+    name = settings(wildcards.run)["data_name"]
+    return [paths.data_split(name, split) for split in SPLITS]
 
 
 def story_files(wildcards):
@@ -175,6 +175,44 @@ def run_tasks(key):
         return "srun" if processes > 1 else None
 
     return value
+
+
+#: `resources:` of the training jobs (optimize_policy, evaluate_policy, evaluate_online): the
+#: run's `resources` block, memory times the job's processes, and the SLURM task resources.
+TRAINING_RESOURCES = dict(
+    mem_mb=run_job_total("mem_mb"),
+    runtime=run_resources("runtime"),
+    gpu=run_resources("gpus"),
+    cpus_per_task=run_resources("threads"),
+    tasks=run_tasks("tasks"),
+    tasks_per_gpu=run_tasks("tasks_per_gpu"),
+    mpi=run_tasks("mpi"),
+)
+#: `resources:` of the jobs that train one process on the run's device (online_flops,
+#: online_frontier_points).
+ONE_PROCESS_RESOURCES = dict(
+    mem_mb=run_resources("mem_mb"),
+    runtime=run_resources("runtime"),
+    gpu=lambda w: min(1, run_resources("gpus")(w)),
+    cpus_per_task=run_resources("threads"),
+)
+
+
+def light_job(mem_mb=2000, runtime=10):
+    """`resources:` of a table's or figure's job, which runs in one thread (Snakemake's default
+    `threads:`): memory in MB and runtime in minutes, for the cluster profiles."""
+    return {"mem_mb": mem_mb, "runtime": runtime}
+
+
+def figure_outputs(name, subcategory, caption=None, labels=None):
+    """The `pdf` and `png` outputs of a figure, results/figures/<name>.{pdf,png} (pipeline/
+    paths.py); the PNG goes into `snakemake --report` under Figures / `subcategory`, with the
+    caption workflow/report/<caption or name>.rst and `labels` (its finding: `finding()`)."""
+    options = dict(caption=f"../report/{caption or name}.rst", category="Figures",
+                   subcategory=subcategory)
+    if labels is not None:
+        options["labels"] = labels
+    return {"pdf": paths.figure(name, "pdf"), "png": report(paths.figure(name, "png"), **options)}
 
 
 def optimize_inputs(wildcards):

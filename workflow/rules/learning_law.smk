@@ -13,11 +13,11 @@ rule learning_law:
             "results/{run}/dumps/{policy}/examples.parquet", run=w.run, policy=policy_names(w.run)
         ),
     output:
-        policies="results/{run}/learning_law/policies.csv",
-        sim_per_step="results/{run}/learning_law/sim_per_step.parquet",
-        fit="results/{run}/learning_law/sim_cr_fit.json",
-        property42="results/{run}/learning_law/property42_weights.parquet",
-        property43="results/{run}/learning_law/property43_sample.parquet",
+        policies=paths.learning_law("{run}", "policies.csv"),
+        sim_per_step=paths.learning_law("{run}", "sim_per_step.parquet"),
+        fit=paths.learning_law("{run}", "sim_cr_fit.json"),
+        property42=paths.learning_law("{run}", "property42_weights.parquet"),
+        property43=paths.learning_law("{run}", "property43_sample.parquet"),
     params:
         settings=lambda w: settings(w.run),
         policies=lambda w: policy_names(w.run),
@@ -31,10 +31,8 @@ rule learning_law:
         "results/logs/{run}/learning_law.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        **light_job(mem_mb=4000, runtime=20),
     script:
         "../scripts/learning_law.py"
 
@@ -61,10 +59,8 @@ rule perturbed_weight:
         "results/logs/{run}/perturbed_weight.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        **light_job(mem_mb=4000, runtime=20),
     script:
         "../scripts/perturbed_weight.py"
 
@@ -73,24 +69,15 @@ rule figure6a:
     input:
         per_step="results/perceptron/learning_law/sim_per_step.parquet",
     output:
-        pdf="results/figures/figure6a.pdf",
-        png=report(
-            "results/figures/figure6a.png",
-            caption="../report/figure6a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure6a"),
-        ),
+        **figure_outputs("figure6a", "Perceptron", labels=finding("figure6a")),
     params:
         settings=settings("perceptron"),
     log:
         "results/logs/figures/figure6a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_sim_per_step.py"
 
@@ -99,14 +86,7 @@ use rule figure6a as figure6b with:
     input:
         per_step="results/transformer/learning_law/sim_per_step.parquet",
     output:
-        pdf="results/figures/figure6b.pdf",
-        png=report(
-            "results/figures/figure6b.png",
-            caption="../report/figure6b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure6b"),
-        ),
+        **figure_outputs("figure6b", "Transformer", labels=finding("figure6b")),
     params:
         settings=settings("transformer"),
     log:
@@ -119,14 +99,7 @@ rule figure7a:
         policies="results/perceptron/learning_law/policies.csv",
         fit="results/perceptron/learning_law/sim_cr_fit.json",
     output:
-        pdf="results/figures/figure7a.pdf",
-        png=report(
-            "results/figures/figure7a.png",
-            caption="../report/figure7a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure7a"),
-        ),
+        **figure_outputs("figure7a", "Perceptron", labels=finding("figure7a")),
     params:
         settings=settings("perceptron"),
         paper_style=False,
@@ -134,10 +107,8 @@ rule figure7a:
         "results/logs/figures/figure7a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_sim_cr.py"
 
@@ -148,14 +119,7 @@ use rule figure7a as figure7b with:
         policies="results/transformer/learning_law/policies.csv",
         fit="results/transformer/learning_law/sim_cr_fit.json",
     output:
-        pdf="results/figures/figure7b.pdf",
-        png=report(
-            "results/figures/figure7b.png",
-            caption="../report/figure7b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure7b"),
-        ),
+        **figure_outputs("figure7b", "Transformer", labels=finding("figure7b")),
     params:
         settings=settings("transformer"),
         paper_style=False,
@@ -168,14 +132,7 @@ use rule figure7a as figure3b with:
         policies="results/transformer/learning_law/policies.csv",
         fit="results/transformer/learning_law/sim_cr_fit.json",
     output:
-        pdf="results/figures/figure3b.pdf",
-        png=report(
-            "results/figures/figure3b.png",
-            caption="../report/figure3b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure3b"),
-        ),
+        **figure_outputs("figure3b", "Transformer", labels=finding("figure3b")),
     params:
         settings=settings("transformer"),
         paper_style=True,
@@ -187,24 +144,15 @@ rule figure8a:
     input:
         policies="results/perceptron/learning_law/policies.csv",
     output:
-        pdf="results/figures/figure8a.pdf",
-        png=report(
-            "results/figures/figure8a.png",
-            caption="../report/figure8a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure8a"),
-        ),
+        **figure_outputs("figure8a", "Perceptron", labels=finding("figure8a")),
     params:
         settings=settings("perceptron"),
     log:
         "results/logs/figures/figure8a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_property41.py"
 
@@ -213,14 +161,7 @@ use rule figure8a as figure8b with:
     input:
         policies="results/transformer/learning_law/policies.csv",
     output:
-        pdf="results/figures/figure8b.pdf",
-        png=report(
-            "results/figures/figure8b.png",
-            caption="../report/figure8b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure8b"),
-        ),
+        **figure_outputs("figure8b", "Transformer", labels=finding("figure8b")),
     params:
         settings=settings("transformer"),
     log:
@@ -232,14 +173,7 @@ rule figure9:
         property42="results/perceptron/learning_law/property42_weights.parquet",
         policies="results/perceptron/learning_law/policies.csv",
     output:
-        pdf="results/figures/figure9.pdf",
-        png=report(
-            "results/figures/figure9.png",
-            caption="../report/figure9.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure9"),
-        ),
+        **figure_outputs("figure9", "Perceptron", labels=finding("figure9")),
     params:
         settings=settings("perceptron"),
         loss_threshold=config["learning_law"]["perfectly_learned_loss"],
@@ -247,10 +181,8 @@ rule figure9:
         "results/logs/figures/figure9.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_property42.py"
 
@@ -259,14 +191,7 @@ rule figure10a:
     input:
         property43="results/perceptron/learning_law/property43_sample.parquet",
     output:
-        pdf="results/figures/figure10a.pdf",
-        png=report(
-            "results/figures/figure10a.png",
-            caption="../report/figure10a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure10a"),
-        ),
+        **figure_outputs("figure10a", "Perceptron", labels=finding("figure10a")),
     params:
         settings=settings("perceptron"),
         max_step=config["learning_law"]["heatmap_max_step"]["perceptron"],
@@ -275,10 +200,8 @@ rule figure10a:
         "results/logs/figures/figure10a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_property43.py"
 
@@ -287,14 +210,7 @@ use rule figure10a as figure10b with:
     input:
         property43="results/transformer/learning_law/property43_sample.parquet",
     output:
-        pdf="results/figures/figure10b.pdf",
-        png=report(
-            "results/figures/figure10b.png",
-            caption="../report/figure10b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure10b"),
-        ),
+        **figure_outputs("figure10b", "Transformer", labels=finding("figure10b")),
     params:
         settings=settings("transformer"),
         max_step=config["learning_law"]["heatmap_max_step"]["transformer"],
@@ -307,13 +223,8 @@ rule figure_perturbed_weight:
     input:
         table="results/transformer/learning_law/perturbed_weight.csv",
     output:
-        pdf="results/figures/figure_perturbed_weight.pdf",
-        png=report(
-            "results/figures/figure_perturbed_weight.png",
-            caption="../report/figure_perturbed_weight.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure_perturbed_weight"),
+        **figure_outputs(
+            "figure_perturbed_weight", "Transformer", labels=finding("figure_perturbed_weight")
         ),
     params:
         settings=settings("transformer"),
@@ -321,10 +232,8 @@ rule figure_perturbed_weight:
         "results/logs/figures/figure_perturbed_weight.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_perturbed_weight.py"
 

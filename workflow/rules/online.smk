@@ -11,9 +11,9 @@ rule evaluate_online:
     input:
         data=data_files,
     output:
-        steps=[f"results/{{run}}/dumps/{p}/steps.parquet" for p in ONLINE_POLICIES],
-        examples=[f"results/{{run}}/dumps/{p}/examples.parquet" for p in ONLINE_POLICIES],
-        costs="results/{run}/online/costs.json",
+        steps=[paths.steps_dump("{run}", p) for p in ONLINE_POLICIES],
+        examples=[paths.examples_dump("{run}", p) for p in ONLINE_POLICIES],
+        costs=paths.COSTS,
     params:
         settings=lambda w: settings(w.run),
         seed=lambda w: settings(w.run)["seed"],
@@ -27,13 +27,7 @@ rule evaluate_online:
         "results/benchmarks/{run}/evaluate_online.tsv"
     threads: run_job_total("threads")
     resources:
-        mem_mb=run_job_total("mem_mb"),
-        runtime=run_resources("runtime"),
-        gpu=run_resources("gpus"),
-        cpus_per_task=run_resources("threads"),
-        tasks=run_tasks("tasks"),
-        tasks_per_gpu=run_tasks("tasks_per_gpu"),
-        mpi=run_tasks("mpi"),
+        **TRAINING_RESOURCES,
     conda:
         TRAIN_ENV
     script:
@@ -45,7 +39,7 @@ rule online_flops:
     input:
         data=data_files,
     output:
-        flops="results/{run}/online/flops.json",
+        flops=paths.FLOPS,
     params:
         settings=lambda w: settings(w.run),
         seed=lambda w: settings(w.run)["seed"],
@@ -56,10 +50,7 @@ rule online_flops:
         "results/logs/{run}/online_flops.log",
     threads: run_resources("threads")
     resources:
-        mem_mb=run_resources("mem_mb"),
-        runtime=run_resources("runtime"),
-        gpu=lambda w: min(1, run_resources("gpus")(w)),  # one process, on the run's device
-        cpus_per_task=run_resources("threads"),
+        **ONE_PROCESS_RESOURCES,
     conda:
         TRAIN_ENV
     script:
@@ -90,12 +81,10 @@ rule online_policies_experiment:
         md="results/tables/online_policies_{kind}.md",
         runs="results/tables/online_policies_{kind}_runs.csv",
         law="results/{kind}/learning_law/online_policies.csv",
-        pdf="results/figures/online_policies_{kind}.pdf",
-        png=report(
-            "results/figures/online_policies_{kind}.png",
-            caption="../report/online_policies.rst",
-            category="Figures",
-            subcategory="Online policies (beyond the paper)",
+        **figure_outputs(
+            "online_policies_{kind}",
+            "Online policies (beyond the paper)",
+            caption="online_policies",
             labels=finding("online_policies"),
         ),
     wildcard_constraints:
@@ -111,10 +100,8 @@ rule online_policies_experiment:
         "results/logs/tables/online_policies_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        **light_job(mem_mb=4000, runtime=20),
     script:
         "../scripts/online_policies.py"
 

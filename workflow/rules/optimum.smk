@@ -10,9 +10,9 @@ OPTIMUM = "The optimum (beyond the paper)"
 rule online_frontier_points:
     input:
         data=data_files,
-        costs="results/{run}/online/costs.json",
+        costs=paths.COSTS,
     output:
-        points="results/{run}/online/frontier_points.csv",
+        points=paths.FRONTIER_POINTS,
     params:
         settings=lambda w: settings(w.run),
         seed=lambda w: settings(w.run)["seed"],
@@ -24,10 +24,7 @@ rule online_frontier_points:
         "results/benchmarks/{run}/online_frontier_points.tsv"
     threads: run_resources("threads")
     resources:
-        mem_mb=run_resources("mem_mb"),
-        runtime=run_resources("runtime"),
-        gpu=lambda w: min(1, run_resources("gpus")(w)),  # one process, on the run's device
-        cpus_per_task=run_resources("threads"),
+        **ONE_PROCESS_RESOURCES,
     conda:
         TRAIN_ENV
     script:
@@ -54,10 +51,8 @@ rule policy_frontier_table:
         "results/logs/tables/policy_frontier_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/policy_frontier_table.py"
 
@@ -66,13 +61,7 @@ rule policy_frontier_figure:
     input:
         points="results/tables/policy_frontier_{kind}_points.csv",
     output:
-        pdf="results/figures/policy_frontier_{kind}.pdf",
-        png=report(
-            "results/figures/policy_frontier_{kind}.png",
-            caption="../report/policy_frontier.rst",
-            category="Figures",
-            subcategory=OPTIMUM,
-        ),
+        **figure_outputs("policy_frontier_{kind}", OPTIMUM, caption="policy_frontier"),
     params:
         paths=lambda w: config["policy_frontier"][w.kind]["paths"],
         kind=lambda w: w.kind,
@@ -82,10 +71,8 @@ rule policy_frontier_figure:
         "results/logs/figures/policy_frontier_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/policy_frontier_figure.py"
 
@@ -114,10 +101,8 @@ rule optimum_k_table:
         "results/logs/tables/optimum_k_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/optimum_k_table.py"
 
@@ -127,13 +112,7 @@ rule optimum_k_figure:
         points="results/tables/optimum_k_{kind}_points.csv",
         table="results/tables/optimum_k_{kind}.csv",
     output:
-        pdf="results/figures/optimum_k_{kind}.pdf",
-        png=report(
-            "results/figures/optimum_k_{kind}.png",
-            caption="../report/optimum_k.rst",
-            category="Figures",
-            subcategory=OPTIMUM,
-        ),
+        **figure_outputs("optimum_k_{kind}", OPTIMUM, caption="optimum_k"),
     params:
         kind=lambda w: w.kind,
     wildcard_constraints:
@@ -142,10 +121,8 @@ rule optimum_k_figure:
         "results/logs/figures/optimum_k_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/optimum_k_figure.py"
 
@@ -174,10 +151,8 @@ rule optimum_learning_law_table:
         "results/logs/tables/optimum_learning_law_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/optimum_learning_law_table.py"
 

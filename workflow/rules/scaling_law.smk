@@ -23,10 +23,8 @@ rule table1:
         "results/logs/tables/table1.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **light_job(mem_mb=1000, runtime=5),
     script:
         "../scripts/scaling_law_table1.py"
 
@@ -52,10 +50,8 @@ rule table2:
         "results/logs/tables/table2.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **light_job(mem_mb=1000, runtime=5),
     script:
         "../scripts/scaling_law_table2.py"
 
@@ -65,14 +61,7 @@ rule figure11:
         conventional=steps_dump("transformer", "conventional"),
         near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
     output:
-        pdf="results/figures/figure11.pdf",
-        png=report(
-            "results/figures/figure11.png",
-            caption="../report/figure11.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure11"),
-        ),
+        **figure_outputs("figure11", "Transformer", labels=finding("figure11")),
     params:
         settings=lambda w: settings("transformer"),
         search=config["scaling_law"],
@@ -80,10 +69,8 @@ rule figure11:
         "results/logs/figures/figure11.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/scaling_law_figure11.py"
 
