@@ -128,18 +128,6 @@ def data_files(wildcards):
     return [paths.data_split(name, split) for split in SPLITS]
 
 
-def story_files(wildcards):
-    """tinystories_data: the local story files the data job reads, as inputs, so that a replaced
-    file (a newer one) rebuilds the data set and everything computed from it. With the hub as
-    source there is none; its revision (`hub_revision`) is a param, so a change reruns the job.
-    Listed files that do not exist are left out: the job names them (`source: local`) or skips
-    them (`auto`)."""
-    data = dataset_run(config, wildcards.dataset)["data"]
-    if data["source"] == "hub":
-        return []
-    return [path for path in data["local_files"] if os.path.isfile(path)]
-
-
 def run_resources(key):
     """A training job's `resources.<key>` from its run's experiment, for `threads:`/`resources:`.
 

@@ -19,10 +19,8 @@ rule perceptron_data:
         "../scripts/perceptron_data.py"
 
 
-rule tinystories_data:
-    input:
-        stories=story_files,  # a replaced story file rebuilds the data and what follows
-    output:
+rule tinystories_data:  # {dataset} ends in a hash of the story files' bytes: another file,
+    output:  # whatever its mtime, is another data set (pipeline/config/datasets.py)
         train=paths.data_split("{dataset}", "train"),
         desired=paths.data_split("{dataset}", "desired"),
         test=paths.data_split("{dataset}", "test"),
