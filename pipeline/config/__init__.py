@@ -1,23 +1,30 @@
 """The configuration: validation with errors that name the setting, and the runs it defines.
 
 `schema` reads the schema, converts strings and fills in defaults; `checks` holds the rules
-relating two settings and `validate_config`; `runs` is the run registry (every run's name,
-settings and data set) and `datasets` names the data sets. Callers import from here.
+relating two settings and `validate_config`; `runs` makes the run names and lists each study's
+runs, `registry` holds every run (its settings, data set, paths and policies) and `datasets`
+names the data sets. Callers import from here.
 """
 
 from pipeline.config.checks import run_processes, validate_config, validation_split
 from pipeline.config.datasets import dataset_name, format_number
+from pipeline.config.registry import (
+    RunSpec,
+    all_run_names,
+    data_names,
+    dataset_run,
+    registry,
+    run_settings,
+    run_spec,
+    warm_start_run,
+)
 from pipeline.config.runs import (
     KINDS,
     MAX_SAVED_POLICIES,
     ONLINE_POLICIES,
     TAU_RULES,
-    RunSpec,
     ablation_runs,
-    all_run_names,
     at_grid_end,
-    data_names,
-    dataset_run,
     has_main_settings,
     main_variant,
     online_near_optimal_runs,
@@ -25,11 +32,8 @@ from pipeline.config.runs import (
     online_seeds,
     perceptron_seeds_runs,
     policy_name,
-    registry,
     run_name,
     run_names,
-    run_settings,
-    run_spec,
     saved_epochs,
     saved_policy_count,
     scale_run_name,
@@ -38,7 +42,6 @@ from pipeline.config.runs import (
     step_size_runs,
     study_runs,
     sweep_run_name,
-    warm_start_run,
     with_steps,
 )
 from pipeline.config.schema import (

@@ -1,4 +1,5 @@
-"""The run registry: every run a configuration defines, built once as `{name: RunSpec}`.
+"""The names of the runs, and the runs of each study in table order (registry.py builds
+`{name: RunSpec}` from them).
 
 A run ("experiment" in paths) is one model, data set, seed, training setting and
 policy-optimisation setting. `perceptron` and `transformer` are the paper's two;
@@ -10,27 +11,18 @@ experiment's ablation (`perceptron_ablation`, `transformer_ablation`; the Percep
 `transformer-s<seed>` the online-policy comparison's Transformer at another seed
 (`online.seeds`). A setting equal to the main run's (or the sweep's) is that run, not a copy.
 
-This module is the only code that makes a run's name (`run_name`) and the only code that finds a
-run's settings from it: by looking the name up in the registry, never by decoding it.
+`run_name` is the only code that makes a run's name; no code decodes one (registry.py looks the
+settings up).
 """
 
 from __future__ import annotations
 
 import copy
-import json
-from collections import OrderedDict
-from dataclasses import dataclass
-from pathlib import PurePosixPath
 
-from pipeline.config.datasets import dataset_name, format_number, story_file_versions
+from pipeline.config.datasets import format_number
 from pipeline.config.schema import (
-    ABLATION_EXPERIMENTS,
-    PATH_STUDIES,
-    SCHEMA_PATH,
     ConfigError,
-    _schema,
     ablation_key,
-    apply_defaults,
     merged,
     variant_block,
 )
@@ -100,49 +92,6 @@ def run_name(kind: str, family: str, label: str = "", seed: int | None = None) -
         "online": lambda: f"{kind}-s{seed}",
     }
     return names[family]()
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run: its name, experiment, seed, what made it (`family`, `label`: a variant, a step
-    size, a (T, N, V) setting) and its settings (the experiment block with `kind`, `name`, `seed`
-    and `data_name`; shared by every lookup, not to be modified)."""
-
-    name: str
-    kind: str
-    seed: int
-    family: str
-    label: str
-    settings: dict
-
-    @property
-    def data_name(self) -> str:
-        return self.settings["data_name"]
-
-    @property
-    def directory(self) -> PurePosixPath:
-        """results/<run>/: the run's policies, history, dumps and tables."""
-        return PurePosixPath("results") / self.name
-
-    @property
-    def data_directory(self) -> PurePosixPath:
-        """results/data/<data set>/: the run's data (shared by runs with the same)."""
-        return PurePosixPath("results") / "data" / self.data_name
-
-    def name_of(self, config: dict) -> str:
-        """The name this run's kind, family, label and seed give (settings → name)."""
-        return run_name(self.kind, self.family, self.label, self.seed)
-
-
-def _block(config: dict, kind: str, variant: str | None = None) -> dict:
-    """An experiment block with every default (a config read directly may lack some), without
-    the keys that define further runs rather than this one."""
-    root = _schema(SCHEMA_PATH)
-    raw = config[kind] if variant is None else variant_block(config, kind, variant)
-    block = apply_defaults(copy.deepcopy(raw), root["properties"][kind], root)
-    block.pop("scaling_sweep", None)  # the Transformer's only
-    block["policy"].pop("step_size_sweep", None)
-    return block
 
 
 def _at_sweep_point(block: dict, point: dict) -> dict:
@@ -277,21 +226,6 @@ def online_near_optimal_runs(config: dict, kind: str) -> list[tuple[int, str]]:
     return [(seed, run) for seed, run in runs if seed == config["seed"]]
 
 
-def warm_start_run(config: dict, settings: dict) -> str:
-    """The run whose online job (`results/<run>/online/costs.json`) gives the τ of a warm start
-    (`policy.init: online_*`): the online comparison's run with the same data, model, training
-    and held-out split, so that no τ is searched twice; without one, the run itself."""
-
-    def key(block: dict) -> tuple:
-        split = block["policy"]["validation_fraction"]
-        return block["data_name"], block["model"], block["train"], split
-
-    for _, run in online_runs(config, settings["kind"]):
-        if key(run_settings(config, run)) == key(settings):
-            return run
-    return settings["name"]
-
-
 def perceptron_seeds_runs(config: dict) -> list[tuple[str, int, str]]:
     """(variant, seed, run) of `perceptron_seeds`: Perceptron ablation variants over more seeds,
     the same run names as the ablation's (its seeds are shared)."""
@@ -334,158 +268,3 @@ def scale_runs(config: dict) -> list[tuple[dict, int, str]]:
         for point in points
         for seed in block["seeds"]
     ]
-
-
-# --- the registry --------------------------------------------------------------------------------
-
-
-#: The blocks that define runs beyond the main ones. A partial config (experiment blocks with a
-#: preset merged in, as the benchmark and the device check pass) has only the main runs.
-_STUDY_BLOCKS = (*map(ablation_key, KINDS), "perceptron_seeds", "transformer_scale",
-                 *PATH_STUDIES, "online")  # fmt: skip
-
-
-def _identities(config: dict) -> list[tuple[str, str, str, int, dict]]:
-    """(kind, family, label, seed, block) of every run, those of `rule all` first, then the
-    ablations', the Perceptron seeds', the scale extension's, the optimum's, the online
-    comparison's, and last the runs no target asks for but a rule may (the main runs, every
-    step size and sweep setting)."""
-    seed = config["seed"]
-    out = []
-
-    def main(kind: str) -> None:
-        out.append((kind, "main", "", seed, _block(config, kind)))
-
-    def steps(kind: str) -> None:
-        for eps in config[kind]["policy"].get("step_size_sweep", []):
-            block = _block(config, kind)
-            block["policy"]["step_size"] = eps
-            out.append((kind, "step_size", format_number(eps), seed, block))
-
-    def sweep() -> None:
-        for entry in config["transformer"].get("scaling_sweep", []):
-            family, label = _sweep_identity(config, entry)
-            out.append(("transformer", family, label, seed,
-                        _at_sweep_point(_block(config, "transformer"), entry)))  # fmt: skip
-
-    def ablation(kind: str, variants: list[str], seeds: list[int]) -> None:
-        definitions = config[ablation_key(kind)]["definitions"]
-        for variant in (v for v in variants if v in definitions):  # else unknown when asked
-            for s in seeds:
-                family, label, s = _ablation_identity(config, kind, variant, s)
-                out.append((kind, family, label, s, _block(config, kind, variant)))
-
-    kinds = [k for k in KINDS if k in config]  # a config of one experiment block: its runs
-    listed = [e for e in config.get("experiments", []) if e in kinds]
-    for kind in listed:
-        main(kind)
-    for kind in listed:
-        steps(kind)
-    if "transformer" in listed:
-        sweep()
-    if "experiments" in config and all(key in config for key in _STUDY_BLOCKS):  # a full one
-        _study_identities(config, ablation, out)
-    for kind in kinds:
-        main(kind)
-        steps(kind)
-    if "transformer" in kinds:
-        sweep()
-    return out
-
-
-def _study_identities(config: dict, ablation, out: list) -> None:
-    """The runs of the ablations, the seeds, scale and optimum studies and the online
-    comparison, appended to `out` (`ablation` appends a variant's runs)."""
-    for kind in ABLATION_EXPERIMENTS:
-        ablation(kind, config[ablation_key(kind)]["variants"], config[ablation_key(kind)]["seeds"])
-    seeds_block = config["perceptron_seeds"]
-    ablation("perceptron", seeds_block["variants"], seeds_block["seeds"])
-    scale = config["transformer_scale"]
-    for point, s, _ in scale_runs(config):
-        family, label, s = _scale_identity(config, point, s)
-        block = _block(config, "transformer")
-        block = _scale_point_block(block, scale["base"], point) if family == "scale" else (
-            _at_sweep_point(block, point))  # fmt: skip
-        out.append(("transformer", family, label, s, block))
-    for study in PATH_STUDIES:
-        for kind in ABLATION_EXPERIMENTS:
-            ablation(kind, config[study][kind]["paths"], config[study][kind]["seeds"])
-    for kind in KINDS:
-        for s in online_seeds(config):
-            family, label, s = _online_identity(config, kind, s)
-            if family == "ablation":
-                ablation(kind, [label], [s])
-            else:
-                out.append((kind, family, label, s, _block(config, kind)))
-
-
-def _build(config: dict) -> dict[str, RunSpec]:
-    specs: dict[str, RunSpec] = {}
-    for kind, family, label, seed, block in _identities(config):
-        name = run_name(kind, family, label, seed)
-        settings = {**block, "kind": kind, "name": name, "seed": seed}
-        settings["data_name"] = dataset_name(config, settings)
-        if name in specs:
-            if specs[name].settings != settings:
-                raise ConfigError(
-                    f"two runs of this configuration would share the name `{name}` with "
-                    f"different settings ({specs[name].family} {specs[name].label!r} and "
-                    f"{family} {label!r}); rename one of them"
-                )
-            continue
-        specs[name] = RunSpec(name, kind, seed, family, label, settings)
-    return specs
-
-
-_CACHE: OrderedDict[tuple, dict[str, RunSpec]] = OrderedDict()
-
-
-def registry(config: dict) -> dict[str, RunSpec]:
-    """`{name: RunSpec}` of every run of `config`, built once per configuration and version of
-    its story files (a replaced file renames the data sets that read it)."""
-    key = (json.dumps(config, sort_keys=True, default=str), story_file_versions(config))
-    if key not in _CACHE:
-        _CACHE[key] = _build(config)
-        while len(_CACHE) > 16:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return _CACHE[key]
-
-
-def all_run_names(config: dict) -> list[str]:
-    """Every run the configuration defines: those of `rule all`, the ablations', the Perceptron
-    seeds', the scale extension's, the optimum's and the online comparison's."""
-    return list(registry(config))
-
-
-def _unknown_run(config: dict, name: str) -> ConfigError:
-    """The error for a run name the configuration does not define, listing those it does."""
-    return ConfigError(f"unknown run `{name}`; runs of this configuration: {all_run_names(config)}")
-
-
-def run_spec(config: dict, name: str) -> RunSpec:
-    """The registry's entry of one run, or an error listing the runs there are."""
-    spec = registry(config).get(name)
-    if spec is None:
-        raise _unknown_run(config, name)
-    return spec
-
-
-def run_settings(config: dict, name: str) -> dict:
-    """The settings of one run: its experiment block with `kind`, `name`, `seed` and
-    `data_name` added (a copy the caller may change)."""
-    return copy.deepcopy(run_spec(config, name).settings)
-
-
-def data_names(config: dict, kind: str) -> list[str]:
-    """The data sets of an experiment's runs, each once."""
-    return list(dict.fromkeys(s.data_name for s in registry(config).values() if s.kind == kind))
-
-
-def dataset_run(config: dict, name: str) -> dict:
-    """The settings of a run that uses the data set `name` (its `data` block and `seed` define
-    the data set: every run using it has the same)."""
-    for spec in registry(config).values():
-        if spec.data_name == name:
-            return copy.deepcopy(spec.settings)
-    raise ConfigError(f"no run of this configuration uses the data set `{name}`")

@@ -26,6 +26,7 @@ from pipeline.config import (
     run_names,
     run_processes,
     run_settings,
+    run_spec,
     saved_epochs,
     scale_runs,
     scaling_sweep_runs,
@@ -79,9 +80,7 @@ def settings(run):
 
 def policy_names(run):
     """The policies of a run's optimisation: the conventional one and every saved epoch after 0."""
-    policy = settings(run)["policy"]
-    epochs = saved_epochs(policy["epochs"], policy["save_every"])
-    return ["conventional"] + [policy_name(e) for e in epochs if e > 0]
+    return run_spec(config, run).policies
 
 
 steps_dump = paths.steps_dump
@@ -94,15 +93,12 @@ def last_policy(run):
 def near_optimal(run):
     """The near-optimal policy: the last epoch's, or with `policy.selection: validation` the one
     chosen on the held-out part of the desired set (`selected`, written by optimize_policy)."""
-    if settings(run)["policy"]["selection"] == "validation":
-        return "selected"
-    return last_policy(run)
+    return run_spec(config, run).near_optimal
 
 
 def evaluated_policies(run):
     """The policies of a run that the default target evaluates: the optimisation's, the selected."""
-    names = policy_names(run)
-    return names + ["selected"] if near_optimal(run) == "selected" else names
+    return run_spec(config, run).evaluated_policies
 
 
 def online_sim_cr(kind):
