@@ -148,6 +148,24 @@ def run_file(pattern: str, run: str) -> str:
     return pattern.format(run=run)
 
 
+def history(run: str) -> str:
+    """results/<run>/policy_history.parquet: J, the test AUC and AR of every policy epoch."""
+    return HISTORY.format(run=run)
+
+
+def summary(run: str) -> str:
+    return SUMMARY.format(run=run)
+
+
+def costs(run: str) -> str:
+    """results/<run>/online/costs.json: the online policies' chosen τ and costs."""
+    return COSTS.format(run=run)
+
+
+def flops(run: str) -> str:
+    return FLOPS.format(run=run)
+
+
 def learning_law(run: str, name: str) -> str:
     """results/<run>/learning_law/<name>."""
     return LEARNING_LAW.format(run=run, name=name)

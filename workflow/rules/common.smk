@@ -105,7 +105,7 @@ def online_sim_cr(kind):
     """Figure 7's optional input: the online policies' SIM and CR, when they are built."""
     if "online_policies" not in config["experiments"]:
         return lambda wildcards: {}
-    return lambda wildcards: {"online": f"results/{kind}/learning_law/online_policies.csv"}
+    return lambda wildcards: {"online": paths.learning_law(kind, "online_policies.csv")}
 
 
 def finding(name):
@@ -188,6 +188,17 @@ def light_job(mem_mb=2000, runtime=10):
     return {"mem_mb": mem_mb, "runtime": runtime}
 
 
+def table_outputs(name, subcategory, caption=None, labels=None):
+    """The `csv` and `md` outputs of a table, results/tables/<name>.{csv,md} (pipeline/paths.py);
+    the CSV goes into `snakemake --report` under Tables / `subcategory`, with the caption
+    workflow/report/<caption or name>.rst and `labels` (its finding: `finding()`)."""
+    options = dict(caption=f"../report/{caption or name}.rst", category="Tables",
+                   subcategory=subcategory)
+    if labels is not None:
+        options["labels"] = labels
+    return {"csv": report(paths.table(name, "csv"), **options), "md": paths.table(name, "md")}
+
+
 def figure_outputs(name, subcategory, caption=None, labels=None):
     """The `pdf` and `png` outputs of a figure, results/figures/<name>.{pdf,png} (pipeline/
     paths.py); the PNG goes into `snakemake --report` under Figures / `subcategory`, with the
@@ -205,7 +216,7 @@ def optimize_inputs(wildcards):
     inputs = {"data": data_files(wildcards)}
     run = settings(wildcards.run)
     if run["policy"]["init"] != "conventional":
-        inputs["warm_start"] = f"results/{warm_start_run(config, run)}/online/costs.json"
+        inputs["warm_start"] = paths.run_file(paths.COSTS, warm_start_run(config, run))
     return inputs
 
 
@@ -225,7 +236,7 @@ def policy_input(wildcards):
             f"policy.save_every = {policy['save_every']}). Ask for one of these, or change "
             "the settings."
         )
-    return {"policies": f"results/{wildcards.run}/policies"}
+    return {"policies": paths.run_file(paths.POLICIES, wildcards.run)}
 
 
 # The ablations, the Perceptron seeds and the scale study (workflow/rules/ablation.smk).
@@ -243,7 +254,7 @@ def run_table_inputs(runs):
         "conventional": [steps_dump(run, "conventional") for _, _, run in runs],
         "last": [steps_dump(run, last_policy(run)) for _, _, run in runs],
         "selected": [steps_dump(run, near_optimal(run)) for _, _, run in runs],
-        "history": [f"results/{run}/policy_history.parquet" for _, _, run in runs],
+        "history": [paths.run_file(paths.HISTORY, run) for _, _, run in runs],
     }
 
 
@@ -258,9 +269,9 @@ def run_table_params(kind, runs):
 
 
 def ablation_outputs(kind):
-    names = [f"results/tables/{kind}_ablation.{ext}" for ext in ("csv", "md")]
-    names += [f"results/tables/{kind}_ablation_runs.csv"]
-    return names + [f"results/figures/{kind}_ablation.{ext}" for ext in ("pdf", "png")]
+    names = [paths.table(f"{kind}_ablation", ext) for ext in ("csv", "md")]
+    names += [paths.table(f"{kind}_ablation_runs")]
+    return names + [paths.figure(f"{kind}_ablation", ext) for ext in ("pdf", "png")]
 
 
 # The default target's files, per experiment: each rules file appends its figures and tables;
@@ -277,7 +288,7 @@ EXTRA_TARGETS = []
 
 
 def all_targets():
-    targets = [f"results/{run}/summary.json" for run in RUNS]
+    targets = [paths.run_file(paths.SUMMARY, run) for run in RUNS]
     for kind in config["experiments"]:
         targets += TARGETS[kind]
     return targets + EXTRA_TARGETS
@@ -299,9 +310,9 @@ def study_inputs(study):
     def inputs(wildcards):
         runs = study_runs(config, study, wildcards.kind)
         return {
-            "history": [f"results/{run}/policy_history.parquet" for *_, run in runs],
+            "history": [paths.run_file(paths.HISTORY, run) for *_, run in runs],
             "online": [
-                f"results/{run}/online/frontier_points.csv"
+                paths.run_file(paths.FRONTIER_POINTS, run)
                 for _, run in study_seed_runs(study, wildcards.kind)
             ],
         }
@@ -326,11 +337,11 @@ def law_runs(kind):
 
 
 def study_outputs(study, kind):
-    names = [f"results/tables/{study}_{kind}.{ext}" for ext in ("csv", "md")]
-    names.append(f"results/tables/{study}_{kind}_points.csv")
-    return names + [f"results/figures/{study}_{kind}.{ext}" for ext in ("pdf", "png")]
+    names = [paths.table(f"{study}_{kind}", ext) for ext in ("csv", "md")]
+    names.append(paths.table(f"{study}_{kind}_points"))
+    return names + [paths.figure(f"{study}_{kind}", ext) for ext in ("pdf", "png")]
 
 
 def law_outputs(kind):
-    names = [f"results/tables/optimum_learning_law_{kind}.{ext}" for ext in ("csv", "md")]
-    return names + [f"results/tables/optimum_learning_law_{kind}_runs.csv"]
+    names = [paths.table(f"optimum_learning_law_{kind}", ext) for ext in ("csv", "md")]
+    return names + [paths.table(f"optimum_learning_law_{kind}_runs")]

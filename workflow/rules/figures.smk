@@ -4,7 +4,7 @@
 
 rule figure4a:
     input:
-        history="results/perceptron/policy_history.parquet",
+        history=paths.history("perceptron"),
     output:
         **figure_outputs("figure4a", "Perceptron", labels=finding("figure4a")),
     params:
@@ -21,7 +21,7 @@ rule figure4a:
 
 use rule figure4a as figure4b with:
     input:
-        history="results/transformer/policy_history.parquet",
+        history=paths.history("transformer"),
     output:
         **figure_outputs("figure4b", "Transformer", labels=finding("figure4b")),
     params:
@@ -32,8 +32,8 @@ use rule figure4a as figure4b with:
 
 rule figure5a:
     input:
-        conventional="results/perceptron/dumps/conventional/steps.parquet",
-        near_optimal=lambda w: f"results/perceptron/dumps/{near_optimal('perceptron')}/steps.parquet",
+        conventional=steps_dump("perceptron", "conventional"),
+        near_optimal=lambda w: steps_dump("perceptron", near_optimal("perceptron")),
     output:
         **figure_outputs("figure5a", "Perceptron", labels=finding("figure5a")),
     params:
@@ -51,8 +51,8 @@ rule figure5a:
 
 use rule figure5a as figure5b with:
     input:
-        conventional="results/transformer/dumps/conventional/steps.parquet",
-        near_optimal=lambda w: f"results/transformer/dumps/{near_optimal('transformer')}/steps.parquet",
+        conventional=steps_dump("transformer", "conventional"),
+        near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
     output:
         **figure_outputs("figure5b", "Transformer", labels=finding("figure5b")),
     params:
@@ -64,8 +64,8 @@ use rule figure5a as figure5b with:
 
 use rule figure5a as figure2 with:
     input:
-        conventional="results/transformer/dumps/conventional/steps.parquet",
-        near_optimal=lambda w: f"results/transformer/dumps/{near_optimal('transformer')}/steps.parquet",
+        conventional=steps_dump("transformer", "conventional"),
+        near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
     output:
         **figure_outputs("figure2", "Transformer", labels=finding("figure2")),
     params:
@@ -75,9 +75,7 @@ use rule figure5a as figure2 with:
         "results/logs/figures/figure2.log",
 
 
-TARGETS["perceptron"] += expand(
-    "results/figures/{fig}.{ext}", fig=["figure4a", "figure5a"], ext=["pdf", "png"]
-)
-TARGETS["transformer"] += expand(
-    "results/figures/{fig}.{ext}", fig=["figure2", "figure4b", "figure5b"], ext=["pdf", "png"]
-)
+TARGETS["perceptron"] += [paths.figure(f, e) for f in ("figure4a", "figure5a") for e in ("pdf", "png")]
+TARGETS["transformer"] += [
+    paths.figure(f, e) for f in ("figure2", "figure4b", "figure5b") for e in ("pdf", "png")
+]

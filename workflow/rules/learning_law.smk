@@ -6,12 +6,8 @@
 rule learning_law:
     input:
         # the dumps of every evaluated policy of the run, in policy order
-        steps=lambda w: expand(
-            "results/{run}/dumps/{policy}/steps.parquet", run=w.run, policy=policy_names(w.run)
-        ),
-        examples=lambda w: expand(
-            "results/{run}/dumps/{policy}/examples.parquet", run=w.run, policy=policy_names(w.run)
-        ),
+        steps=lambda w: [steps_dump(w.run, p) for p in policy_names(w.run)],
+        examples=lambda w: [paths.examples_dump(w.run, p) for p in policy_names(w.run)],
     output:
         policies=paths.learning_law("{run}", "policies.csv"),
         sim_per_step=paths.learning_law("{run}", "sim_per_step.parquet"),
@@ -39,14 +35,12 @@ rule learning_law:
 
 rule perturbed_weight:
     input:
-        examples=lambda w: expand(
-            "results/{run}/dumps/{policy}/examples.parquet", run=w.run, policy=policy_names(w.run)
-        ),
-        policies="results/{run}/learning_law/policies.csv",
-        train=lambda w: f"results/data/{settings(w.run)['data_name']}/train.parquet",
+        examples=lambda w: [paths.examples_dump(w.run, p) for p in policy_names(w.run)],
+        policies=paths.learning_law("{run}", "policies.csv"),
+        train=lambda w: paths.data_split(settings(w.run)["data_name"], "train"),
     output:
         report(
-            "results/{run}/learning_law/perturbed_weight.csv",
+            paths.learning_law("{run}", "perturbed_weight.csv"),
             caption="../report/perturbed_weight.rst",
             category="Tables",
             subcategory="Transformer",
@@ -67,7 +61,7 @@ rule perturbed_weight:
 
 rule figure6a:
     input:
-        per_step="results/perceptron/learning_law/sim_per_step.parquet",
+        per_step=paths.learning_law("perceptron", "sim_per_step.parquet"),
     output:
         **figure_outputs("figure6a", "Perceptron", labels=finding("figure6a")),
     params:
@@ -84,7 +78,7 @@ rule figure6a:
 
 use rule figure6a as figure6b with:
     input:
-        per_step="results/transformer/learning_law/sim_per_step.parquet",
+        per_step=paths.learning_law("transformer", "sim_per_step.parquet"),
     output:
         **figure_outputs("figure6b", "Transformer", labels=finding("figure6b")),
     params:
@@ -96,8 +90,8 @@ use rule figure6a as figure6b with:
 rule figure7a:
     input:
         unpack(online_sim_cr("perceptron")),
-        policies="results/perceptron/learning_law/policies.csv",
-        fit="results/perceptron/learning_law/sim_cr_fit.json",
+        policies=paths.learning_law("perceptron", "policies.csv"),
+        fit=paths.learning_law("perceptron", "sim_cr_fit.json"),
     output:
         **figure_outputs("figure7a", "Perceptron", labels=finding("figure7a")),
     params:
@@ -116,8 +110,8 @@ rule figure7a:
 use rule figure7a as figure7b with:
     input:
         unpack(online_sim_cr("transformer")),
-        policies="results/transformer/learning_law/policies.csv",
-        fit="results/transformer/learning_law/sim_cr_fit.json",
+        policies=paths.learning_law("transformer", "policies.csv"),
+        fit=paths.learning_law("transformer", "sim_cr_fit.json"),
     output:
         **figure_outputs("figure7b", "Transformer", labels=finding("figure7b")),
     params:
@@ -129,8 +123,8 @@ use rule figure7a as figure7b with:
 
 use rule figure7a as figure3b with:
     input:
-        policies="results/transformer/learning_law/policies.csv",
-        fit="results/transformer/learning_law/sim_cr_fit.json",
+        policies=paths.learning_law("transformer", "policies.csv"),
+        fit=paths.learning_law("transformer", "sim_cr_fit.json"),
     output:
         **figure_outputs("figure3b", "Transformer", labels=finding("figure3b")),
     params:
@@ -142,7 +136,7 @@ use rule figure7a as figure3b with:
 
 rule figure8a:
     input:
-        policies="results/perceptron/learning_law/policies.csv",
+        policies=paths.learning_law("perceptron", "policies.csv"),
     output:
         **figure_outputs("figure8a", "Perceptron", labels=finding("figure8a")),
     params:
@@ -159,7 +153,7 @@ rule figure8a:
 
 use rule figure8a as figure8b with:
     input:
-        policies="results/transformer/learning_law/policies.csv",
+        policies=paths.learning_law("transformer", "policies.csv"),
     output:
         **figure_outputs("figure8b", "Transformer", labels=finding("figure8b")),
     params:
@@ -170,8 +164,8 @@ use rule figure8a as figure8b with:
 
 rule figure9:
     input:
-        property42="results/perceptron/learning_law/property42_weights.parquet",
-        policies="results/perceptron/learning_law/policies.csv",
+        property42=paths.learning_law("perceptron", "property42_weights.parquet"),
+        policies=paths.learning_law("perceptron", "policies.csv"),
     output:
         **figure_outputs("figure9", "Perceptron", labels=finding("figure9")),
     params:
@@ -189,7 +183,7 @@ rule figure9:
 
 rule figure10a:
     input:
-        property43="results/perceptron/learning_law/property43_sample.parquet",
+        property43=paths.learning_law("perceptron", "property43_sample.parquet"),
     output:
         **figure_outputs("figure10a", "Perceptron", labels=finding("figure10a")),
     params:
@@ -208,7 +202,7 @@ rule figure10a:
 
 use rule figure10a as figure10b with:
     input:
-        property43="results/transformer/learning_law/property43_sample.parquet",
+        property43=paths.learning_law("transformer", "property43_sample.parquet"),
     output:
         **figure_outputs("figure10b", "Transformer", labels=finding("figure10b")),
     params:
@@ -221,7 +215,7 @@ use rule figure10a as figure10b with:
 
 rule figure_perturbed_weight:
     input:
-        table="results/transformer/learning_law/perturbed_weight.csv",
+        table=paths.learning_law("transformer", "perturbed_weight.csv"),
     output:
         **figure_outputs(
             "figure_perturbed_weight", "Transformer", labels=finding("figure_perturbed_weight")
@@ -250,6 +244,6 @@ LEARNING_LAW_FIGURES = {
     ],
 }
 for _kind, _figures in LEARNING_LAW_FIGURES.items():
-    TARGETS[_kind] += expand("results/figures/{fig}.{ext}", fig=_figures, ext=["pdf", "png"])
-    TARGETS[_kind] += [f"results/{_kind}/learning_law/policies.csv"]
-TARGETS["transformer"] += ["results/transformer/learning_law/perturbed_weight.csv"]
+    TARGETS[_kind] += [paths.figure(f, e) for f in _figures for e in ("pdf", "png")]
+    TARGETS[_kind] += [paths.learning_law(_kind, "policies.csv")]
+TARGETS["transformer"] += [paths.learning_law("transformer", "perturbed_weight.csv")]

@@ -4,7 +4,7 @@
 # conventional, near-optimal and online policies over `online.seeds`, and the online policies'
 # Learning-Law statistics beside Figure 7's (results/<experiment>/learning_law/online_policies.csv).
 
-from pipeline.config import ONLINE_POLICIES, online_near_optimal_runs, online_runs
+from pipeline.config import KINDS, ONLINE_POLICIES, online_near_optimal_runs, online_runs
 
 
 rule evaluate_online:
@@ -62,25 +62,23 @@ rule online_policies_experiment:
         conventional=lambda w: [steps_dump(r, "conventional") for _, r in online_runs(config, w.kind)],
         near_optimal=lambda w: [steps_dump(r, near_optimal(r))
                                 for _, r in online_near_optimal_runs(config, w.kind)],
-        history=lambda w: [f"results/{r}/policy_history.parquet"
+        history=lambda w: [paths.history(r)
                            for _, r in online_near_optimal_runs(config, w.kind)],
         online=lambda w: [steps_dump(r, p) for _, r in online_runs(config, w.kind) for p in ONLINE_POLICIES],
-        costs=lambda w: [f"results/{r}/online/costs.json" for _, r in online_runs(config, w.kind)],
-        flops=lambda w: [f"results/{r}/online/flops.json" for _, r in online_runs(config, w.kind)],
+        costs=lambda w: [paths.costs(r) for _, r in online_runs(config, w.kind)],
+        flops=lambda w: [paths.flops(r) for _, r in online_runs(config, w.kind)],
         law_steps=lambda w: [steps_dump(w.kind, p) for p in ONLINE_POLICIES],
-        law_examples=lambda w: [f"results/{w.kind}/dumps/{p}/examples.parquet" for p in ONLINE_POLICIES],
-        fit="results/{kind}/learning_law/sim_cr_fit.json",
+        law_examples=lambda w: [paths.examples_dump(w.kind, p) for p in ONLINE_POLICIES],
+        fit=paths.learning_law("{kind}", "sim_cr_fit.json"),
     output:
-        csv=report(
-            "results/tables/online_policies_{kind}.csv",
-            caption="../report/online_policies.rst",
-            category="Tables",
-            subcategory="Online policies (beyond the paper)",
+        **table_outputs(
+            "online_policies_{kind}",
+            "Online policies (beyond the paper)",
+            caption="online_policies",
             labels=finding("online_policies"),
         ),
-        md="results/tables/online_policies_{kind}.md",
-        runs="results/tables/online_policies_{kind}_runs.csv",
-        law="results/{kind}/learning_law/online_policies.csv",
+        runs=paths.table("online_policies_{kind}_runs"),
+        law=paths.learning_law("{kind}", "online_policies.csv"),
         **figure_outputs(
             "online_policies_{kind}",
             "Online policies (beyond the paper)",
@@ -106,14 +104,13 @@ rule online_policies_experiment:
         "../scripts/online_policies.py"
 
 
-ONLINE_OUTPUTS = [
-    f"results/{kind}/{name}"
-    for kind in ("perceptron", "transformer")
-    for name in ("learning_law/online_policies.csv",)
-] + [
-    f"results/{folder}/online_policies_{kind}.{ext}"
-    for kind in ("perceptron", "transformer")
-    for folder, ext in (("tables", "csv"), ("tables", "md"), ("figures", "pdf"), ("figures", "png"))
+ONLINE_OUTPUTS = [paths.learning_law(kind, "online_policies.csv") for kind in KINDS] + [
+    path
+    for kind in KINDS
+    for path in (
+        *(paths.table(f"online_policies_{kind}", ext) for ext in ("csv", "md")),
+        *(paths.figure(f"online_policies_{kind}", ext) for ext in ("pdf", "png")),
+    )
 ]
 
 

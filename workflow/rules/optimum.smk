@@ -35,14 +35,8 @@ rule policy_frontier_table:
     input:
         unpack(study_inputs("policy_frontier")),
     output:
-        csv=report(
-            "results/tables/policy_frontier_{kind}.csv",
-            caption="../report/policy_frontier_table.rst",
-            category="Tables",
-            subcategory=OPTIMUM,
-        ),
-        md="results/tables/policy_frontier_{kind}.md",
-        points="results/tables/policy_frontier_{kind}_points.csv",
+        **table_outputs("policy_frontier_{kind}", OPTIMUM, caption="policy_frontier_table"),
+        points=paths.table("policy_frontier_{kind}_points"),
     params:
         **study_params("policy_frontier"),
     wildcard_constraints:
@@ -59,7 +53,7 @@ rule policy_frontier_table:
 
 rule policy_frontier_figure:
     input:
-        points="results/tables/policy_frontier_{kind}_points.csv",
+        points=paths.table("policy_frontier_{kind}_points"),
     output:
         **figure_outputs("policy_frontier_{kind}", OPTIMUM, caption="policy_frontier"),
     params:
@@ -81,14 +75,8 @@ rule optimum_k_table:
     input:
         unpack(study_inputs("optimum_k")),
     output:
-        csv=report(
-            "results/tables/optimum_k_{kind}.csv",
-            caption="../report/optimum_k_table.rst",
-            category="Tables",
-            subcategory=OPTIMUM,
-        ),
-        md="results/tables/optimum_k_{kind}.md",
-        points="results/tables/optimum_k_{kind}_points.csv",
+        **table_outputs("optimum_k_{kind}", OPTIMUM, caption="optimum_k_table"),
+        points=paths.table("optimum_k_{kind}_points"),
     params:
         **study_params("optimum_k"),
         sizes=lambda w: {
@@ -109,8 +97,8 @@ rule optimum_k_table:
 
 rule optimum_k_figure:
     input:
-        points="results/tables/optimum_k_{kind}_points.csv",
-        table="results/tables/optimum_k_{kind}.csv",
+        points=paths.table("optimum_k_{kind}_points"),
+        table=paths.table("optimum_k_{kind}"),
     output:
         **figure_outputs("optimum_k_{kind}", OPTIMUM, caption="optimum_k"),
     params:
@@ -129,18 +117,12 @@ rule optimum_k_figure:
 
 rule optimum_learning_law_table:
     input:
-        policies=lambda w: [f"results/{r}/learning_law/policies.csv" for *_, r in law_runs(w.kind)],
-        fit=lambda w: [f"results/{r}/learning_law/sim_cr_fit.json" for *_, r in law_runs(w.kind)],
-        history=lambda w: [f"results/{r}/policy_history.parquet" for *_, r in law_runs(w.kind)],
+        policies=lambda w: [paths.learning_law(r, "policies.csv") for *_, r in law_runs(w.kind)],
+        fit=lambda w: [paths.learning_law(r, "sim_cr_fit.json") for *_, r in law_runs(w.kind)],
+        history=lambda w: [paths.history(r) for *_, r in law_runs(w.kind)],
     output:
-        csv=report(
-            "results/tables/optimum_learning_law_{kind}.csv",
-            caption="../report/optimum_learning_law.rst",
-            category="Tables",
-            subcategory=OPTIMUM,
-        ),
-        md="results/tables/optimum_learning_law_{kind}.md",
-        rows="results/tables/optimum_learning_law_{kind}_runs.csv",
+        **table_outputs("optimum_learning_law_{kind}", OPTIMUM, caption="optimum_learning_law"),
+        rows=paths.table("optimum_learning_law_{kind}_runs"),
     params:
         runs=lambda w: law_runs(w.kind),
         paths=config["policy_frontier"]["law_paths"],
