@@ -96,7 +96,7 @@ def test_name_settings_name_round_trip(label, config):
             assert settings["data"]["vocab_size"] == says["vocab_size"], name
         spec = registry(config)[name]
         assert spec.name == name and spec.kind == settings["kind"] and spec.seed == settings["seed"]
-        assert spec.name_of(config) == name  # settings → name
+        assert spec.name_of() == name  # settings → name
 
 
 def test_an_unknown_run_is_named_with_the_runs_there_are():

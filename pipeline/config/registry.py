@@ -10,7 +10,6 @@ import copy
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from pipeline.config.datasets import dataset_name, format_number, story_file_versions
 from pipeline.config.runs import (
@@ -44,7 +43,8 @@ from pipeline.config.schema import (
 class RunSpec:
     """One run: its name, experiment, seed, what made it (`family`, `label`: a variant, a step
     size, a (T, N, V) setting) and its settings (the experiment block with `kind`, `name`, `seed`
-    and `data_name`; shared by every lookup, not to be modified)."""
+    and `data_name`; shared by every lookup, not to be modified). Its files: pipeline/paths.py,
+    from `name` and `data_name`."""
 
     name: str
     kind: str
@@ -56,16 +56,6 @@ class RunSpec:
     @property
     def data_name(self) -> str:
         return self.settings["data_name"]
-
-    @property
-    def directory(self) -> PurePosixPath:
-        """results/<run>/: the run's policies, history, dumps and tables."""
-        return PurePosixPath("results") / self.name
-
-    @property
-    def data_directory(self) -> PurePosixPath:
-        """results/data/<data set>/: the run's data (shared by runs with the same)."""
-        return PurePosixPath("results") / "data" / self.data_name
 
     @property
     def policies(self) -> list[str]:
@@ -87,7 +77,7 @@ class RunSpec:
         """The policies the default target evaluates: the optimisation's, and the selected."""
         return self.policies + (["selected"] if self.near_optimal == "selected" else [])
 
-    def name_of(self, config: dict) -> str:
+    def name_of(self) -> str:
         """The name this run's kind, family, label and seed give (settings → name)."""
         return run_name(self.kind, self.family, self.label, self.seed)
 
