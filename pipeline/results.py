@@ -1,6 +1,7 @@
-"""The pipeline's own files under results/: which rule writes each, one Parquet reader whose
-errors say which file is damaged and how to rebuild it, and one all-or-nothing writer
-(`write_atomic`) whose errors name the file, its free disk space and the settings to lower.
+"""The pipeline's own files under results/: one Parquet reader whose errors say which file is
+damaged, the rule that writes it (`writing_rule`, pipeline/paths.py) and how to rebuild it, and
+one all-or-nothing writer (`write_atomic`) whose errors name the file, its free disk space
+and the settings to lower.
 
 A damaged intermediate file (cut short by a full disk, written by an older version, edited by
 hand) otherwise fails a later job with a bare KeyError or ArrowInvalid, and a plain re-run fails
@@ -13,31 +14,16 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: File patterns (matched from the right, first match wins) and the rule that writes them.
-WRITERS = (
-    ("data/perceptron*/*.parquet", "perceptron_data"),
-    ("data/*/*.parquet", "tinystories_data"),
-    ("policy_history.parquet", "optimize_policy"),
-    ("dumps/*/*.parquet", "evaluate_policy"),
-    ("learning_law/*.parquet", "learning_law"),
-    ("tables/*_ablation_runs.csv", "ablation_table"),
-    ("policies", "optimize_policy"),  # the directory of saved policies (epochNNNN.pt)
-)
+from pipeline.paths import writing_rule  # the rule that writes a file (pipeline/paths.py)
 
 
 class PipelineFileError(RuntimeError):
     """An intermediate file of the pipeline is missing, unreadable or lacks a column."""
-
-
-def writing_rule(path: str | Path) -> str | None:
-    """The rule of workflow/rules/ that writes `path`, if it is one of the pipeline's files."""
-    posix = PurePosixPath(Path(path).as_posix())
-    return next((rule for pattern, rule in WRITERS if posix.match(pattern)), None)
 
 
 def rebuild_hint(path: str | Path) -> str:

@@ -312,7 +312,7 @@ def other_values(value: object, schema: dict) -> list[object]:
 def setting_leaves(config: dict, schema: dict, root: dict, path: tuple = ()):
     """(path, value, schema) of every setting the schema defines: object properties (optional
     ones at their default), the entries of a list of blocks, and the variants of the ablation."""
-    from pipeline.config import _resolve
+    from pipeline.config.schema import _resolve
 
     schema = _resolve(schema, root)
     if schema.get("type") == "object" or "properties" in schema:

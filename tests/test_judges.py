@@ -11,15 +11,44 @@ import pytest
 
 from pipeline import paper
 from pipeline.analysis import judges
-from pipeline.analysis.judges import CLOSE, NO_DATA, NOT_REPRODUCED, PARTLY, REPRODUCED
+from pipeline.analysis.judges import (
+    CLOSE,
+    NO_DATA,
+    NOT_REPRODUCED,
+    PARTLY,
+    REPRODUCED,
+    VERDICTS,
+)
 from pipeline.analysis.learning_law import fit_sim_cr, sim_cr_curve
 
 BELOW = -1e-9  # just under a threshold
 
 
+def clauses(criterion: str) -> list[str]:
+    """The verdict each clause of a criterion names, in order ("otherwise not reproduced")."""
+    heads = []
+    for clause in criterion.split("; "):
+        words = clause.removeprefix("otherwise ")
+        heads.append(next(v for v in sorted(VERDICTS, key=len, reverse=True)
+                          if words.startswith(v + " if") or words == v))  # fmt: skip
+    return heads
+
+
 def test_every_criterion_names_all_four_verdicts():
-    rule = judges.rule("a", "b", "c")
-    assert rule == "reproduced if a; partly if b; otherwise not reproduced; no data if c"
+    """A judge's findings over inputs that give each verdict: every criterion has one clause
+    per verdict in the table's order, and it is the same whatever the verdict (it states the
+    rule, not the outcome)."""
+    summary = {"acceleration_ratio_desired": 1.0, "run": "r", "T": 10,
+               "paper_acceleration_ratio": 2.41}  # fmt: skip
+    by_ar = [judges.acceleration("x", {**summary, "acceleration_ratio": ar,
+                                       "paper_acceleration_ratio": ref})
+             for ar, ref in ((2.5, 2.41), (1.5, 2.41), (0.9, 2.41), (2.0, None))]  # fmt: skip
+    by_crs = [judges.policy_optimization("x", history(crs))
+              for crs in ([5.0, 5.1, 5.2], [5.0, 5.3, 5.1], [5.0, 5.3, 5.0], [5.0])]  # fmt: skip
+    for findings in (by_ar, by_crs):
+        assert [f.verdict for f in findings] == [REPRODUCED, PARTLY, NOT_REPRODUCED, NO_DATA]
+        assert len({f.criterion for f in findings}) == 1
+        assert clauses(findings[0].criterion) == list(judges.VERDICTS)
 
 
 # --- acceleration (Figures 2, 5a, 5b) ------------------------------------------------------------

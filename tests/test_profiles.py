@@ -141,10 +141,26 @@ def test_slurm_profile_is_complete_and_sets_no_placeholder_account():
     assert slurm["executor"] == "slurm" and slurm["rerun-incomplete"] is True
     for key in ["jobs", "latency-wait", "retries", "default-resources"]:
         assert key in slurm, key
-    # A literal placeholder would be submitted (and rejected): they stay comments.
+    # A literal placeholder would be submitted (and rejected): they stay comments. Uncommented,
+    # those lines are valid YAML that adds exactly the partition and the account, as
+    # placeholders; as the profile stands, a job's sbatch call carries neither.
     assert not {"slurm_account", "slurm_partition"} & set(slurm["default-resources"])
     text = (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
-    assert "# slurm_partition:" in text and "# slurm_account:" in text
+    uncommented = yaml.safe_load(
+        re.sub(r"^(\s*)# (slurm_(?:partition|account):)", r"\1\2", text, flags=re.M)
+    )
+    added = {
+        key: value
+        for key, value in uncommented["default-resources"].items()
+        if key not in slurm["default-resources"]
+    }
+    assert set(added) == {"slurm_partition", "slurm_account"}
+    assert all(re.fullmatch(r"<\w+>", value) for value in added.values()), added
+    job = SimpleNamespace(
+        name="figure4a", threads=1, resources=Resources(slurm["default-resources"])
+    )
+    call = sbatch(job)
+    assert " --mem 2000" in call and " -t 30" in call and "<" not in call, call
 
 
 @pytest.mark.parametrize("name", ["local", "default"])

@@ -14,7 +14,7 @@ import torch
 from pipeline.analysis.learning_law import read_examples
 from pipeline.analysis.summary import summarize_run
 from pipeline.experiment import load_run
-from pipeline.results import PipelineFileError, read_pipeline_parquet, writing_rule
+from pipeline.results import PipelineFileError, read_pipeline_parquet
 from tests.conftest import SMOKE, merged_config, snakemake
 
 
@@ -22,22 +22,6 @@ def write(path, **columns):
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(columns), path)
     return path
-
-
-@pytest.mark.parametrize(
-    ("path", "rule"),
-    [
-        ("results/data/perceptron/train.parquet", "perceptron_data"),
-        ("results/data/tinystories-N32-V96/test.parquet", "tinystories_data"),
-        ("results/perceptron-x/policy_history.parquet", "optimize_policy"),
-        ("results/transformer/dumps/epoch10000/examples.parquet", "evaluate_policy"),
-        ("results/transformer/learning_law/sim_per_step.parquet", "learning_law"),
-        ("results/tables/transformer_ablation_runs.csv", "ablation_table"),
-        ("elsewhere/file.parquet", None),
-    ],
-)
-def test_each_file_has_its_writing_rule(path, rule):
-    assert writing_rule(path) == rule
 
 
 def test_a_missing_column_names_file_rule_and_command(tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline import paths
 from pipeline.analysis import judges
 from pipeline.analysis.judges import CLOSE, OURS, VERDICTS, Finding
 from pipeline.analysis.tables import write_table
@@ -50,20 +51,20 @@ def read(path: str | Path):
 
 
 def _files(run: str) -> dict[str, str]:
-    """The files of a run the judges read, by the judges' argument names."""
-    law = f"results/{run}/learning_law"
+    """The files of a run the judges read, by the judges' argument names (pipeline/paths.py)."""
+    law = partial(paths.learning_law, run)
     return {
-        "summary": f"results/{run}/summary.json",
-        "history": f"results/{run}/policy_history.parquet",
-        "per_step": f"{law}/sim_per_step.parquet",
-        "policies": f"{law}/policies.csv",
-        "fit": f"{law}/sim_cr_fit.json",
-        "learned": f"{law}/property42_weights.parquet",
-        "sample": f"{law}/property43_sample.parquet",
-        "weights": f"{law}/perturbed_weight.csv",
-        "table1": "results/tables/table1.csv",
-        "table2": "results/tables/table2.csv",
-        "table": f"results/tables/{run}.csv",  # an ablation's entries: run = <kind>_ablation
+        "summary": paths.run_file(paths.SUMMARY, run),
+        "history": paths.run_file(paths.HISTORY, run),
+        "per_step": law("sim_per_step.parquet"),
+        "policies": law("policies.csv"),
+        "fit": law("sim_cr_fit.json"),
+        "learned": law("property42_weights.parquet"),
+        "sample": law("property43_sample.parquet"),
+        "weights": law("perturbed_weight.csv"),
+        "table1": paths.table("table1"),
+        "table2": paths.table("table2"),
+        "table": paths.table(run),  # an ablation's entries: run = <kind>_ablation
     }
 
 
@@ -101,9 +102,9 @@ ENTRIES: list[Entry] = [
       for kind in ("perceptron", "transformer")
       for suffix, shown in (("", "figure"), ("_table", "table"))),
     Entry("transformer_scale", "Transformer AR toward the paper's scale (fit)", "transformer_scale",
-          {"fit": "results/tables/transformer_scale_fit.json"}, judges.scale_extrapolation),
+          {"fit": paths.table("transformer_scale_fit", "json")}, judges.scale_extrapolation),
     Entry("online_policies", "Online policies (ours)", "online_policies",
-          {kind: f"results/tables/online_policies_{kind}.csv"
+          {kind: paths.table(f"online_policies_{kind}")
            for kind in ("perceptron", "transformer")}, judges.online_policies),
 ]  # fmt: skip
 
@@ -191,7 +192,7 @@ def write_page(
     )
 
 
-def report_labels(name: str, json_path: str | Path = "results/at_a_glance.json") -> dict:
+def report_labels(name: str, json_path: str | Path = f"{paths.RESULTS}/at_a_glance.json") -> dict:
     """The labels `snakemake --report` shows beside a figure's caption: its finding."""
     path = Path(json_path)
     found = json.loads(path.read_text()).get(name) if path.exists() else None

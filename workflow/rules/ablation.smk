@@ -13,15 +13,13 @@ rule ablation_table:
     input:
         unpack(lambda w: run_table_inputs(ablation_of(w.experiment))),
     output:
-        csv=report(
-            "results/tables/{experiment}_ablation.csv",
-            caption="../report/ablation_table.rst",
-            category="Tables",
-            subcategory=FIDELITY,
+        **table_outputs(
+            "{experiment}_ablation",
+            FIDELITY,
+            caption="ablation_table",
             labels=lambda w: report_labels(f"{w.experiment}_ablation_table"),
         ),
-        md="results/tables/{experiment}_ablation.md",
-        runs="results/tables/{experiment}_ablation_runs.csv",
+        runs=paths.table("{experiment}_ablation_runs"),
     params:
         table=lambda w: run_table_params(w.experiment, ablation_of(w.experiment)),
         variants=lambda w: config[f"{w.experiment}_ablation"]["variants"],
@@ -35,24 +33,20 @@ rule ablation_table:
         "results/logs/tables/{experiment}_ablation.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/ablation_table.py"
 
 
 rule ablation_figure:
     input:
-        runs="results/tables/{experiment}_ablation_runs.csv",
+        runs=paths.table("{experiment}_ablation_runs"),
     output:
-        pdf="results/figures/{experiment}_ablation.pdf",
-        png=report(
-            "results/figures/{experiment}_ablation.png",
-            caption="../report/ablation.rst",
-            category="Figures",
-            subcategory=FIDELITY,
+        **figure_outputs(
+            "{experiment}_ablation",
+            FIDELITY,
+            caption="ablation",
             labels=lambda w: report_labels(f"{w.experiment}_ablation"),
         ),
     params:
@@ -64,10 +58,8 @@ rule ablation_figure:
         "results/logs/figures/{experiment}_ablation.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/ablation_figure.py"
 
@@ -91,20 +83,14 @@ SEEDS_RUNS = perceptron_seeds_runs(config)
 rule perceptron_seeds_table:
     input:
         **run_table_inputs(SEEDS_RUNS),
-        train=[f"results/data/{settings(run)['data_name']}/train.parquet" for *_, run in SEEDS_RUNS],
+        train=[paths.data_split(settings(run)["data_name"], "train") for *_, run in SEEDS_RUNS],
         desired=[
-            f"results/data/{settings(run)['data_name']}/desired.parquet" for *_, run in SEEDS_RUNS
+            paths.data_split(settings(run)["data_name"], "desired") for *_, run in SEEDS_RUNS
         ],
     output:
-        csv=report(
-            "results/tables/perceptron_seeds.csv",
-            caption="../report/perceptron_seeds_table.rst",
-            category="Tables",
-            subcategory=FIDELITY,
-        ),
-        md="results/tables/perceptron_seeds.md",
-        runs="results/tables/perceptron_seeds_runs.csv",
-        correlation="results/tables/perceptron_seeds_correlation.csv",
+        **table_outputs("perceptron_seeds", FIDELITY, caption="perceptron_seeds_table"),
+        runs=paths.table("perceptron_seeds_runs"),
+        correlation=paths.table("perceptron_seeds_correlation"),
     params:
         table=run_table_params("perceptron", SEEDS_RUNS),
         variants=config["perceptron_seeds"]["variants"],
@@ -113,35 +99,25 @@ rule perceptron_seeds_table:
         "results/logs/tables/perceptron_seeds.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/perceptron_seeds_table.py"
 
 
 rule perceptron_seeds_figure:
     input:
-        runs="results/tables/perceptron_seeds_runs.csv",
+        runs=paths.table("perceptron_seeds_runs"),
     output:
-        pdf="results/figures/perceptron_seeds.pdf",
-        png=report(
-            "results/figures/perceptron_seeds.png",
-            caption="../report/perceptron_seeds.rst",
-            category="Figures",
-            subcategory=FIDELITY,
-        ),
+        **figure_outputs("perceptron_seeds", FIDELITY),
     params:
         variants=config["perceptron_seeds"]["variants"],
     log:
         "results/logs/figures/perceptron_seeds.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/perceptron_seeds_figure.py"
 
@@ -163,16 +139,14 @@ rule transformer_scale_table:
         conventional=[steps_dump(run, "conventional") for *_, run in SCALE_RUNS],
         last=[steps_dump(run, last_policy(run)) for *_, run in SCALE_RUNS],
     output:
-        csv=report(
-            "results/tables/transformer_scale.csv",
-            caption="../report/transformer_scale_table.rst",
-            category="Tables",
-            subcategory=FIDELITY,
+        **table_outputs(
+            "transformer_scale",
+            FIDELITY,
+            caption="transformer_scale_table",
             labels=finding("transformer_scale"),
         ),
-        md="results/tables/transformer_scale.md",
-        fit="results/tables/transformer_scale_fit.json",
-        runs="results/tables/transformer_scale_runs.csv",
+        fit=paths.table("transformer_scale_fit", "json"),
+        runs=paths.table("transformer_scale_runs"),
     params:
         runs=SCALE_RUNS,
         policy_epochs=[run_settings(config, run)["policy"]["epochs"] for *_, run in SCALE_RUNS],
@@ -181,36 +155,25 @@ rule transformer_scale_table:
         "results/logs/tables/transformer_scale.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/transformer_scale_table.py"
 
 
 rule transformer_scale_figure:
     input:
-        runs="results/tables/transformer_scale_runs.csv",
+        runs=paths.table("transformer_scale_runs"),
     output:
-        pdf="results/figures/transformer_scale.pdf",
-        png=report(
-            "results/figures/transformer_scale.png",
-            caption="../report/transformer_scale.rst",
-            category="Figures",
-            subcategory=FIDELITY,
-            labels=finding("transformer_scale"),
-        ),
+        **figure_outputs("transformer_scale", FIDELITY, labels=finding("transformer_scale")),
     params:
         target=SCALE_TARGET,
     log:
         "results/logs/figures/transformer_scale.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/transformer_scale_figure.py"
 

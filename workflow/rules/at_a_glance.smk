@@ -26,10 +26,8 @@ rule at_a_glance:
         "results/logs/at_a_glance.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/at_a_glance.py"
 

@@ -1,6 +1,7 @@
 # Configuration check, the runs it defines, and the paths every rule shares.
 
 import os
+import re
 import sys
 
 sys.path.insert(0, workflow.basedir)  # the pipeline package, for this process and its jobs
@@ -17,6 +18,7 @@ from pipeline.config import (
     ConfigError,
     ablation_runs,
     all_run_names,
+    data_names,
     dataset_run,
     main_variant,
     perceptron_seeds_runs,
@@ -24,6 +26,7 @@ from pipeline.config import (
     run_names,
     run_processes,
     run_settings,
+    run_spec,
     saved_epochs,
     scale_runs,
     scaling_sweep_runs,
@@ -31,12 +34,13 @@ from pipeline.config import (
     validate_config,
     warm_start_run,
 )
+from pipeline import paths
 from pipeline.analysis.findings import report_labels
 from pipeline.metrics import log_vocab
 from pipeline.paper import acceleration_ratio_reference
 
-try:
-    validate_config(config)
+try:  # --config values come as strings; quoted numbers of a config file are refused
+    validate_config(config, command_line=dict(workflow.config_settings.config))
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 if config["device"] == "cuda" and workflow.local_exec and not workflow.remote_exec:
@@ -66,8 +70,8 @@ TRAIN_ENV = (
 wildcard_constraints:
     run="|".join(all_run_names(config)) or "none",
     policy=r"(?!online_)[A-Za-z0-9_.-]+",  # any name but the online policies' (online.smk): policy_input() lists the run's policies if unknown
-    dataset=r"tinystories(-N\d+-V\d+(-[a-z_]+[0-9.e+-]+)*)?(-s\d+)?",
-    pdataset=r"perceptron(-[A-Za-z0-9_.+-]+)?",
+    dataset="|".join(map(re.escape, data_names(config, "transformer"))) or "none",
+    pdataset="|".join(map(re.escape, data_names(config, "perceptron"))) or "none",
 
 
 def settings(run):
@@ -76,13 +80,10 @@ def settings(run):
 
 def policy_names(run):
     """The policies of a run's optimisation: the conventional one and every saved epoch after 0."""
-    policy = settings(run)["policy"]
-    epochs = saved_epochs(policy["epochs"], policy["save_every"])
-    return ["conventional"] + [policy_name(e) for e in epochs if e > 0]
+    return run_spec(config, run).policies
 
 
-def steps_dump(run, policy):
-    return f"results/{run}/dumps/{policy}/steps.parquet"
+steps_dump = paths.steps_dump
 
 
 def last_policy(run):
@@ -92,22 +93,19 @@ def last_policy(run):
 def near_optimal(run):
     """The near-optimal policy: the last epoch's, or with `policy.selection: validation` the one
     chosen on the held-out part of the desired set (`selected`, written by optimize_policy)."""
-    if settings(run)["policy"]["selection"] == "validation":
-        return "selected"
-    return last_policy(run)
+    return run_spec(config, run).near_optimal
 
 
 def evaluated_policies(run):
     """The policies of a run that the default target evaluates: the optimisation's, the selected."""
-    names = policy_names(run)
-    return names + ["selected"] if near_optimal(run) == "selected" else names
+    return run_spec(config, run).evaluated_policies
 
 
 def online_sim_cr(kind):
     """Figure 7's optional input: the online policies' SIM and CR, when they are built."""
     if "online_policies" not in config["experiments"]:
         return lambda wildcards: {}
-    return lambda wildcards: {"online": f"results/{kind}/learning_law/online_policies.csv"}
+    return lambda wildcards: {"online": paths.learning_law(kind, "online_policies.csv")}
 
 
 def finding(name):
@@ -122,20 +120,8 @@ def paper_acceleration_ratio(run):
 
 
 def data_files(wildcards):
-    return expand("results/data/{name}/{split}.parquet", name=settings(wildcards.run)["data_name"],
-                  split=SPLITS)
-
-
-def story_files(wildcards):
-    """tinystories_data: the local story files the data job reads, as inputs, so that a replaced
-    file (a newer one) rebuilds the data set and everything computed from it. With the hub as
-    source there is none; its revision (`hub_revision`) is a param, so a change reruns the job.
-    Listed files that do not exist are left out: the job names them (`source: local`) or skips
-    them (`auto`)."""
-    data = dataset_run(config, wildcards.dataset)["data"]
-    if data["source"] == "hub":
-        return []
-    return [path for path in data["local_files"] if os.path.isfile(path)]
+    name = settings(wildcards.run)["data_name"]
+    return [paths.data_split(name, split) for split in SPLITS]
 
 
 def run_resources(key):
@@ -175,13 +161,62 @@ def run_tasks(key):
     return value
 
 
+#: `resources:` of the training jobs (optimize_policy, evaluate_policy, evaluate_online): the
+#: run's `resources` block, memory times the job's processes, and the SLURM task resources.
+TRAINING_RESOURCES = dict(
+    mem_mb=run_job_total("mem_mb"),
+    runtime=run_resources("runtime"),
+    gpu=run_resources("gpus"),
+    cpus_per_task=run_resources("threads"),
+    tasks=run_tasks("tasks"),
+    tasks_per_gpu=run_tasks("tasks_per_gpu"),
+    mpi=run_tasks("mpi"),
+)
+#: `resources:` of the jobs that train one process on the run's device (online_flops,
+#: online_frontier_points).
+ONE_PROCESS_RESOURCES = dict(
+    mem_mb=run_resources("mem_mb"),
+    runtime=run_resources("runtime"),
+    gpu=lambda w: min(1, run_resources("gpus")(w)),
+    cpus_per_task=run_resources("threads"),
+)
+
+
+def light_job(mem_mb=2000, runtime=10):
+    """`resources:` of a table's or figure's job, which runs in one thread (Snakemake's default
+    `threads:`): memory in MB and runtime in minutes, for the cluster profiles."""
+    return {"mem_mb": mem_mb, "runtime": runtime}
+
+
+def table_outputs(name, subcategory, caption=None, labels=None):
+    """The `csv` and `md` outputs of a table, results/tables/<name>.{csv,md} (pipeline/paths.py);
+    the CSV goes into `snakemake --report` under Tables / `subcategory`, with the caption
+    workflow/report/<caption or name>.rst and `labels` (its finding: `finding()`)."""
+    options = dict(caption=f"../report/{caption or name}.rst", category="Tables",
+                   subcategory=subcategory)
+    if labels is not None:
+        options["labels"] = labels
+    return {"csv": report(paths.table(name, "csv"), **options), "md": paths.table(name, "md")}
+
+
+def figure_outputs(name, subcategory, caption=None, labels=None):
+    """The `pdf` and `png` outputs of a figure, results/figures/<name>.{pdf,png} (pipeline/
+    paths.py); the PNG goes into `snakemake --report` under Figures / `subcategory`, with the
+    caption workflow/report/<caption or name>.rst and `labels` (its finding: `finding()`)."""
+    options = dict(caption=f"../report/{caption or name}.rst", category="Figures",
+                   subcategory=subcategory)
+    if labels is not None:
+        options["labels"] = labels
+    return {"pdf": paths.figure(name, "pdf"), "png": report(paths.figure(name, "png"), **options)}
+
+
 def optimize_inputs(wildcards):
     """optimize_policy: the run's data, and with a warm start (`policy.init: online_*`) the
     online job's costs.json that holds the rule's chosen τ (config.warm_start_run)."""
     inputs = {"data": data_files(wildcards)}
     run = settings(wildcards.run)
     if run["policy"]["init"] != "conventional":
-        inputs["warm_start"] = f"results/{warm_start_run(config, run)}/online/costs.json"
+        inputs["warm_start"] = paths.run_file(paths.COSTS, warm_start_run(config, run))
     return inputs
 
 
@@ -201,7 +236,7 @@ def policy_input(wildcards):
             f"policy.save_every = {policy['save_every']}). Ask for one of these, or change "
             "the settings."
         )
-    return {"policies": f"results/{wildcards.run}/policies"}
+    return {"policies": paths.run_file(paths.POLICIES, wildcards.run)}
 
 
 # The ablations, the Perceptron seeds and the scale study (workflow/rules/ablation.smk).
@@ -219,7 +254,7 @@ def run_table_inputs(runs):
         "conventional": [steps_dump(run, "conventional") for _, _, run in runs],
         "last": [steps_dump(run, last_policy(run)) for _, _, run in runs],
         "selected": [steps_dump(run, near_optimal(run)) for _, _, run in runs],
-        "history": [f"results/{run}/policy_history.parquet" for _, _, run in runs],
+        "history": [paths.run_file(paths.HISTORY, run) for _, _, run in runs],
     }
 
 
@@ -234,9 +269,9 @@ def run_table_params(kind, runs):
 
 
 def ablation_outputs(kind):
-    names = [f"results/tables/{kind}_ablation.{ext}" for ext in ("csv", "md")]
-    names += [f"results/tables/{kind}_ablation_runs.csv"]
-    return names + [f"results/figures/{kind}_ablation.{ext}" for ext in ("pdf", "png")]
+    names = [paths.table(f"{kind}_ablation", ext) for ext in ("csv", "md")]
+    names += [paths.table(f"{kind}_ablation_runs")]
+    return names + [paths.figure(f"{kind}_ablation", ext) for ext in ("pdf", "png")]
 
 
 # The default target's files, per experiment: each rules file appends its figures and tables;
@@ -253,7 +288,7 @@ EXTRA_TARGETS = []
 
 
 def all_targets():
-    targets = [f"results/{run}/summary.json" for run in RUNS]
+    targets = [paths.run_file(paths.SUMMARY, run) for run in RUNS]
     for kind in config["experiments"]:
         targets += TARGETS[kind]
     return targets + EXTRA_TARGETS
@@ -275,9 +310,9 @@ def study_inputs(study):
     def inputs(wildcards):
         runs = study_runs(config, study, wildcards.kind)
         return {
-            "history": [f"results/{run}/policy_history.parquet" for *_, run in runs],
+            "history": [paths.run_file(paths.HISTORY, run) for *_, run in runs],
             "online": [
-                f"results/{run}/online/frontier_points.csv"
+                paths.run_file(paths.FRONTIER_POINTS, run)
                 for _, run in study_seed_runs(study, wildcards.kind)
             ],
         }
@@ -302,11 +337,11 @@ def law_runs(kind):
 
 
 def study_outputs(study, kind):
-    names = [f"results/tables/{study}_{kind}.{ext}" for ext in ("csv", "md")]
-    names.append(f"results/tables/{study}_{kind}_points.csv")
-    return names + [f"results/figures/{study}_{kind}.{ext}" for ext in ("pdf", "png")]
+    names = [paths.table(f"{study}_{kind}", ext) for ext in ("csv", "md")]
+    names.append(paths.table(f"{study}_{kind}_points"))
+    return names + [paths.figure(f"{study}_{kind}", ext) for ext in ("pdf", "png")]
 
 
 def law_outputs(kind):
-    names = [f"results/tables/optimum_learning_law_{kind}.{ext}" for ext in ("csv", "md")]
-    return names + [f"results/tables/optimum_learning_law_{kind}_runs.csv"]
+    names = [paths.table(f"optimum_learning_law_{kind}", ext) for ext in ("csv", "md")]
+    return names + [paths.table(f"optimum_learning_law_{kind}_runs")]

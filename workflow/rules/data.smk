@@ -3,9 +3,9 @@
 
 rule perceptron_data:
     output:
-        train="results/data/{pdataset}/train.parquet",
-        desired="results/data/{pdataset}/desired.parquet",
-        test="results/data/{pdataset}/test.parquet",
+        train=paths.data_split("{pdataset}", "train"),
+        desired=paths.data_split("{pdataset}", "desired"),
+        test=paths.data_split("{pdataset}", "test"),
     params:
         settings=lambda w: dataset_run(config, w.pdataset)["data"],
         seed=lambda w: dataset_run(config, w.pdataset)["seed"],
@@ -13,23 +13,19 @@ rule perceptron_data:
         "results/logs/data/{pdataset}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **light_job(mem_mb=1000, runtime=5),
     script:
         "../scripts/perceptron_data.py"
 
 
-rule tinystories_data:
-    input:
-        stories=story_files,  # a replaced story file rebuilds the data and what follows
-    output:
-        train="results/data/{dataset}/train.parquet",
-        desired="results/data/{dataset}/desired.parquet",
-        test="results/data/{dataset}/test.parquet",
-        vocab="results/data/{dataset}/vocab.json",
-        preview="results/data/{dataset}/preview.md",
+rule tinystories_data:  # {dataset} ends in a hash of the story files' bytes: another file,
+    output:  # whatever its mtime, is another data set (pipeline/config/datasets.py)
+        train=paths.data_split("{dataset}", "train"),
+        desired=paths.data_split("{dataset}", "desired"),
+        test=paths.data_split("{dataset}", "test"),
+        vocab=paths.data_file("{dataset}", "vocab.json"),
+        preview=paths.data_file("{dataset}", "preview.md"),
     params:
         settings=lambda w: dataset_run(config, w.dataset)["data"],
         seed=lambda w: dataset_run(config, w.dataset)["seed"],
@@ -37,9 +33,7 @@ rule tinystories_data:
         "results/logs/data/{dataset}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **light_job(mem_mb=4000, runtime=30),
     script:
         "../scripts/tinystories_data.py"

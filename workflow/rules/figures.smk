@@ -4,42 +4,26 @@
 
 rule figure4a:
     input:
-        history="results/perceptron/policy_history.parquet",
+        history=paths.history("perceptron"),
     output:
-        pdf="results/figures/figure4a.pdf",
-        png=report(
-            "results/figures/figure4a.png",
-            caption="../report/figure4a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure4a"),
-        ),
+        **figure_outputs("figure4a", "Perceptron", labels=finding("figure4a")),
     params:
         settings=settings("perceptron"),
     log:
         "results/logs/figures/figure4a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_policy_optimization.py"
 
 
 use rule figure4a as figure4b with:
     input:
-        history="results/transformer/policy_history.parquet",
+        history=paths.history("transformer"),
     output:
-        pdf="results/figures/figure4b.pdf",
-        png=report(
-            "results/figures/figure4b.png",
-            caption="../report/figure4b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure4b"),
-        ),
+        **figure_outputs("figure4b", "Transformer", labels=finding("figure4b")),
     params:
         settings=settings("transformer"),
     log:
@@ -48,17 +32,10 @@ use rule figure4a as figure4b with:
 
 rule figure5a:
     input:
-        conventional="results/perceptron/dumps/conventional/steps.parquet",
-        near_optimal=lambda w: f"results/perceptron/dumps/{near_optimal('perceptron')}/steps.parquet",
+        conventional=steps_dump("perceptron", "conventional"),
+        near_optimal=lambda w: steps_dump("perceptron", near_optimal("perceptron")),
     output:
-        pdf="results/figures/figure5a.pdf",
-        png=report(
-            "results/figures/figure5a.png",
-            caption="../report/figure5a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure5a"),
-        ),
+        **figure_outputs("figure5a", "Perceptron", labels=finding("figure5a")),
     params:
         settings=settings("perceptron"),
         paper_style=False,
@@ -66,27 +43,18 @@ rule figure5a:
         "results/logs/figures/figure5a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_loss_curves.py"
 
 
 use rule figure5a as figure5b with:
     input:
-        conventional="results/transformer/dumps/conventional/steps.parquet",
-        near_optimal=lambda w: f"results/transformer/dumps/{near_optimal('transformer')}/steps.parquet",
+        conventional=steps_dump("transformer", "conventional"),
+        near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
     output:
-        pdf="results/figures/figure5b.pdf",
-        png=report(
-            "results/figures/figure5b.png",
-            caption="../report/figure5b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure5b"),
-        ),
+        **figure_outputs("figure5b", "Transformer", labels=finding("figure5b")),
     params:
         settings=settings("transformer"),
         paper_style=False,
@@ -96,17 +64,10 @@ use rule figure5a as figure5b with:
 
 use rule figure5a as figure2 with:
     input:
-        conventional="results/transformer/dumps/conventional/steps.parquet",
-        near_optimal=lambda w: f"results/transformer/dumps/{near_optimal('transformer')}/steps.parquet",
+        conventional=steps_dump("transformer", "conventional"),
+        near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
     output:
-        pdf="results/figures/figure2.pdf",
-        png=report(
-            "results/figures/figure2.png",
-            caption="../report/figure2.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure2"),
-        ),
+        **figure_outputs("figure2", "Transformer", labels=finding("figure2")),
     params:
         settings=settings("transformer"),
         paper_style=True,
@@ -114,9 +75,7 @@ use rule figure5a as figure2 with:
         "results/logs/figures/figure2.log",
 
 
-TARGETS["perceptron"] += expand(
-    "results/figures/{fig}.{ext}", fig=["figure4a", "figure5a"], ext=["pdf", "png"]
-)
-TARGETS["transformer"] += expand(
-    "results/figures/{fig}.{ext}", fig=["figure2", "figure4b", "figure5b"], ext=["pdf", "png"]
-)
+TARGETS["perceptron"] += [paths.figure(f, e) for f in ("figure4a", "figure5a") for e in ("pdf", "png")]
+TARGETS["transformer"] += [
+    paths.figure(f, e) for f in ("figure2", "figure4b", "figure5b") for e in ("pdf", "png")
+]

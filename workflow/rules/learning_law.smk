@@ -6,18 +6,14 @@
 rule learning_law:
     input:
         # the dumps of every evaluated policy of the run, in policy order
-        steps=lambda w: expand(
-            "results/{run}/dumps/{policy}/steps.parquet", run=w.run, policy=policy_names(w.run)
-        ),
-        examples=lambda w: expand(
-            "results/{run}/dumps/{policy}/examples.parquet", run=w.run, policy=policy_names(w.run)
-        ),
+        steps=lambda w: [steps_dump(w.run, p) for p in policy_names(w.run)],
+        examples=lambda w: [paths.examples_dump(w.run, p) for p in policy_names(w.run)],
     output:
-        policies="results/{run}/learning_law/policies.csv",
-        sim_per_step="results/{run}/learning_law/sim_per_step.parquet",
-        fit="results/{run}/learning_law/sim_cr_fit.json",
-        property42="results/{run}/learning_law/property42_weights.parquet",
-        property43="results/{run}/learning_law/property43_sample.parquet",
+        policies=paths.learning_law("{run}", "policies.csv"),
+        sim_per_step=paths.learning_law("{run}", "sim_per_step.parquet"),
+        fit=paths.learning_law("{run}", "sim_cr_fit.json"),
+        property42=paths.learning_law("{run}", "property42_weights.parquet"),
+        property43=paths.learning_law("{run}", "property43_sample.parquet"),
     params:
         settings=lambda w: settings(w.run),
         policies=lambda w: policy_names(w.run),
@@ -31,24 +27,20 @@ rule learning_law:
         "results/logs/{run}/learning_law.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        **light_job(mem_mb=4000, runtime=20),
     script:
         "../scripts/learning_law.py"
 
 
 rule perturbed_weight:
     input:
-        examples=lambda w: expand(
-            "results/{run}/dumps/{policy}/examples.parquet", run=w.run, policy=policy_names(w.run)
-        ),
-        policies="results/{run}/learning_law/policies.csv",
-        train=lambda w: f"results/data/{settings(w.run)['data_name']}/train.parquet",
+        examples=lambda w: [paths.examples_dump(w.run, p) for p in policy_names(w.run)],
+        policies=paths.learning_law("{run}", "policies.csv"),
+        train=lambda w: paths.data_split(settings(w.run)["data_name"], "train"),
     output:
         report(
-            "results/{run}/learning_law/perturbed_weight.csv",
+            paths.learning_law("{run}", "perturbed_weight.csv"),
             caption="../report/perturbed_weight.rst",
             category="Tables",
             subcategory="Transformer",
@@ -61,52 +53,34 @@ rule perturbed_weight:
         "results/logs/{run}/perturbed_weight.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        **light_job(mem_mb=4000, runtime=20),
     script:
         "../scripts/perturbed_weight.py"
 
 
 rule figure6a:
     input:
-        per_step="results/perceptron/learning_law/sim_per_step.parquet",
+        per_step=paths.learning_law("perceptron", "sim_per_step.parquet"),
     output:
-        pdf="results/figures/figure6a.pdf",
-        png=report(
-            "results/figures/figure6a.png",
-            caption="../report/figure6a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure6a"),
-        ),
+        **figure_outputs("figure6a", "Perceptron", labels=finding("figure6a")),
     params:
         settings=settings("perceptron"),
     log:
         "results/logs/figures/figure6a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_sim_per_step.py"
 
 
 use rule figure6a as figure6b with:
     input:
-        per_step="results/transformer/learning_law/sim_per_step.parquet",
+        per_step=paths.learning_law("transformer", "sim_per_step.parquet"),
     output:
-        pdf="results/figures/figure6b.pdf",
-        png=report(
-            "results/figures/figure6b.png",
-            caption="../report/figure6b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure6b"),
-        ),
+        **figure_outputs("figure6b", "Transformer", labels=finding("figure6b")),
     params:
         settings=settings("transformer"),
     log:
@@ -116,17 +90,10 @@ use rule figure6a as figure6b with:
 rule figure7a:
     input:
         unpack(online_sim_cr("perceptron")),
-        policies="results/perceptron/learning_law/policies.csv",
-        fit="results/perceptron/learning_law/sim_cr_fit.json",
+        policies=paths.learning_law("perceptron", "policies.csv"),
+        fit=paths.learning_law("perceptron", "sim_cr_fit.json"),
     output:
-        pdf="results/figures/figure7a.pdf",
-        png=report(
-            "results/figures/figure7a.png",
-            caption="../report/figure7a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure7a"),
-        ),
+        **figure_outputs("figure7a", "Perceptron", labels=finding("figure7a")),
     params:
         settings=settings("perceptron"),
         paper_style=False,
@@ -134,10 +101,8 @@ rule figure7a:
         "results/logs/figures/figure7a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_sim_cr.py"
 
@@ -145,17 +110,10 @@ rule figure7a:
 use rule figure7a as figure7b with:
     input:
         unpack(online_sim_cr("transformer")),
-        policies="results/transformer/learning_law/policies.csv",
-        fit="results/transformer/learning_law/sim_cr_fit.json",
+        policies=paths.learning_law("transformer", "policies.csv"),
+        fit=paths.learning_law("transformer", "sim_cr_fit.json"),
     output:
-        pdf="results/figures/figure7b.pdf",
-        png=report(
-            "results/figures/figure7b.png",
-            caption="../report/figure7b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure7b"),
-        ),
+        **figure_outputs("figure7b", "Transformer", labels=finding("figure7b")),
     params:
         settings=settings("transformer"),
         paper_style=False,
@@ -165,17 +123,10 @@ use rule figure7a as figure7b with:
 
 use rule figure7a as figure3b with:
     input:
-        policies="results/transformer/learning_law/policies.csv",
-        fit="results/transformer/learning_law/sim_cr_fit.json",
+        policies=paths.learning_law("transformer", "policies.csv"),
+        fit=paths.learning_law("transformer", "sim_cr_fit.json"),
     output:
-        pdf="results/figures/figure3b.pdf",
-        png=report(
-            "results/figures/figure3b.png",
-            caption="../report/figure3b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure3b"),
-        ),
+        **figure_outputs("figure3b", "Transformer", labels=finding("figure3b")),
     params:
         settings=settings("transformer"),
         paper_style=True,
@@ -185,42 +136,26 @@ use rule figure7a as figure3b with:
 
 rule figure8a:
     input:
-        policies="results/perceptron/learning_law/policies.csv",
+        policies=paths.learning_law("perceptron", "policies.csv"),
     output:
-        pdf="results/figures/figure8a.pdf",
-        png=report(
-            "results/figures/figure8a.png",
-            caption="../report/figure8a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure8a"),
-        ),
+        **figure_outputs("figure8a", "Perceptron", labels=finding("figure8a")),
     params:
         settings=settings("perceptron"),
     log:
         "results/logs/figures/figure8a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_property41.py"
 
 
 use rule figure8a as figure8b with:
     input:
-        policies="results/transformer/learning_law/policies.csv",
+        policies=paths.learning_law("transformer", "policies.csv"),
     output:
-        pdf="results/figures/figure8b.pdf",
-        png=report(
-            "results/figures/figure8b.png",
-            caption="../report/figure8b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure8b"),
-        ),
+        **figure_outputs("figure8b", "Transformer", labels=finding("figure8b")),
     params:
         settings=settings("transformer"),
     log:
@@ -229,17 +164,10 @@ use rule figure8a as figure8b with:
 
 rule figure9:
     input:
-        property42="results/perceptron/learning_law/property42_weights.parquet",
-        policies="results/perceptron/learning_law/policies.csv",
+        property42=paths.learning_law("perceptron", "property42_weights.parquet"),
+        policies=paths.learning_law("perceptron", "policies.csv"),
     output:
-        pdf="results/figures/figure9.pdf",
-        png=report(
-            "results/figures/figure9.png",
-            caption="../report/figure9.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure9"),
-        ),
+        **figure_outputs("figure9", "Perceptron", labels=finding("figure9")),
     params:
         settings=settings("perceptron"),
         loss_threshold=config["learning_law"]["perfectly_learned_loss"],
@@ -247,26 +175,17 @@ rule figure9:
         "results/logs/figures/figure9.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_property42.py"
 
 
 rule figure10a:
     input:
-        property43="results/perceptron/learning_law/property43_sample.parquet",
+        property43=paths.learning_law("perceptron", "property43_sample.parquet"),
     output:
-        pdf="results/figures/figure10a.pdf",
-        png=report(
-            "results/figures/figure10a.png",
-            caption="../report/figure10a.rst",
-            category="Figures",
-            subcategory="Perceptron",
-            labels=finding("figure10a"),
-        ),
+        **figure_outputs("figure10a", "Perceptron", labels=finding("figure10a")),
     params:
         settings=settings("perceptron"),
         max_step=config["learning_law"]["heatmap_max_step"]["perceptron"],
@@ -275,26 +194,17 @@ rule figure10a:
         "results/logs/figures/figure10a.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_property43.py"
 
 
 use rule figure10a as figure10b with:
     input:
-        property43="results/transformer/learning_law/property43_sample.parquet",
+        property43=paths.learning_law("transformer", "property43_sample.parquet"),
     output:
-        pdf="results/figures/figure10b.pdf",
-        png=report(
-            "results/figures/figure10b.png",
-            caption="../report/figure10b.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure10b"),
-        ),
+        **figure_outputs("figure10b", "Transformer", labels=finding("figure10b")),
     params:
         settings=settings("transformer"),
         max_step=config["learning_law"]["heatmap_max_step"]["transformer"],
@@ -305,15 +215,10 @@ use rule figure10a as figure10b with:
 
 rule figure_perturbed_weight:
     input:
-        table="results/transformer/learning_law/perturbed_weight.csv",
+        table=paths.learning_law("transformer", "perturbed_weight.csv"),
     output:
-        pdf="results/figures/figure_perturbed_weight.pdf",
-        png=report(
-            "results/figures/figure_perturbed_weight.png",
-            caption="../report/figure_perturbed_weight.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure_perturbed_weight"),
+        **figure_outputs(
+            "figure_perturbed_weight", "Transformer", labels=finding("figure_perturbed_weight")
         ),
     params:
         settings=settings("transformer"),
@@ -321,10 +226,8 @@ rule figure_perturbed_weight:
         "results/logs/figures/figure_perturbed_weight.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/figure_perturbed_weight.py"
 
@@ -341,6 +244,6 @@ LEARNING_LAW_FIGURES = {
     ],
 }
 for _kind, _figures in LEARNING_LAW_FIGURES.items():
-    TARGETS[_kind] += expand("results/figures/{fig}.{ext}", fig=_figures, ext=["pdf", "png"])
-    TARGETS[_kind] += [f"results/{_kind}/learning_law/policies.csv"]
-TARGETS["transformer"] += ["results/transformer/learning_law/perturbed_weight.csv"]
+    TARGETS[_kind] += [paths.figure(f, e) for f in _figures for e in ("pdf", "png")]
+    TARGETS[_kind] += [paths.learning_law(_kind, "policies.csv")]
+TARGETS["transformer"] += [paths.learning_law("transformer", "perturbed_weight.csv")]

@@ -4,16 +4,16 @@
 # conventional, near-optimal and online policies over `online.seeds`, and the online policies'
 # Learning-Law statistics beside Figure 7's (results/<experiment>/learning_law/online_policies.csv).
 
-from pipeline.config import ONLINE_POLICIES, online_near_optimal_runs, online_runs
+from pipeline.config import KINDS, ONLINE_POLICIES, online_near_optimal_runs, online_runs
 
 
 rule evaluate_online:
     input:
         data=data_files,
     output:
-        steps=[f"results/{{run}}/dumps/{p}/steps.parquet" for p in ONLINE_POLICIES],
-        examples=[f"results/{{run}}/dumps/{p}/examples.parquet" for p in ONLINE_POLICIES],
-        costs="results/{run}/online/costs.json",
+        steps=[paths.steps_dump("{run}", p) for p in ONLINE_POLICIES],
+        examples=[paths.examples_dump("{run}", p) for p in ONLINE_POLICIES],
+        costs=paths.COSTS,
     params:
         settings=lambda w: settings(w.run),
         seed=lambda w: settings(w.run)["seed"],
@@ -27,13 +27,7 @@ rule evaluate_online:
         "results/benchmarks/{run}/evaluate_online.tsv"
     threads: run_job_total("threads")
     resources:
-        mem_mb=run_job_total("mem_mb"),
-        runtime=run_resources("runtime"),
-        gpu=run_resources("gpus"),
-        cpus_per_task=run_resources("threads"),
-        tasks=run_tasks("tasks"),
-        tasks_per_gpu=run_tasks("tasks_per_gpu"),
-        mpi=run_tasks("mpi"),
+        **TRAINING_RESOURCES,
     conda:
         TRAIN_ENV
     script:
@@ -45,7 +39,7 @@ rule online_flops:
     input:
         data=data_files,
     output:
-        flops="results/{run}/online/flops.json",
+        flops=paths.FLOPS,
     params:
         settings=lambda w: settings(w.run),
         seed=lambda w: settings(w.run)["seed"],
@@ -56,10 +50,7 @@ rule online_flops:
         "results/logs/{run}/online_flops.log",
     threads: run_resources("threads")
     resources:
-        mem_mb=run_resources("mem_mb"),
-        runtime=run_resources("runtime"),
-        gpu=lambda w: min(1, run_resources("gpus")(w)),  # one process, on the run's device
-        cpus_per_task=run_resources("threads"),
+        **ONE_PROCESS_RESOURCES,
     conda:
         TRAIN_ENV
     script:
@@ -71,31 +62,27 @@ rule online_policies_experiment:
         conventional=lambda w: [steps_dump(r, "conventional") for _, r in online_runs(config, w.kind)],
         near_optimal=lambda w: [steps_dump(r, near_optimal(r))
                                 for _, r in online_near_optimal_runs(config, w.kind)],
-        history=lambda w: [f"results/{r}/policy_history.parquet"
+        history=lambda w: [paths.history(r)
                            for _, r in online_near_optimal_runs(config, w.kind)],
         online=lambda w: [steps_dump(r, p) for _, r in online_runs(config, w.kind) for p in ONLINE_POLICIES],
-        costs=lambda w: [f"results/{r}/online/costs.json" for _, r in online_runs(config, w.kind)],
-        flops=lambda w: [f"results/{r}/online/flops.json" for _, r in online_runs(config, w.kind)],
+        costs=lambda w: [paths.costs(r) for _, r in online_runs(config, w.kind)],
+        flops=lambda w: [paths.flops(r) for _, r in online_runs(config, w.kind)],
         law_steps=lambda w: [steps_dump(w.kind, p) for p in ONLINE_POLICIES],
-        law_examples=lambda w: [f"results/{w.kind}/dumps/{p}/examples.parquet" for p in ONLINE_POLICIES],
-        fit="results/{kind}/learning_law/sim_cr_fit.json",
+        law_examples=lambda w: [paths.examples_dump(w.kind, p) for p in ONLINE_POLICIES],
+        fit=paths.learning_law("{kind}", "sim_cr_fit.json"),
     output:
-        csv=report(
-            "results/tables/online_policies_{kind}.csv",
-            caption="../report/online_policies.rst",
-            category="Tables",
-            subcategory="Online policies (beyond the paper)",
+        **table_outputs(
+            "online_policies_{kind}",
+            "Online policies (beyond the paper)",
+            caption="online_policies",
             labels=finding("online_policies"),
         ),
-        md="results/tables/online_policies_{kind}.md",
-        runs="results/tables/online_policies_{kind}_runs.csv",
-        law="results/{kind}/learning_law/online_policies.csv",
-        pdf="results/figures/online_policies_{kind}.pdf",
-        png=report(
-            "results/figures/online_policies_{kind}.png",
-            caption="../report/online_policies.rst",
-            category="Figures",
-            subcategory="Online policies (beyond the paper)",
+        runs=paths.table("online_policies_{kind}_runs"),
+        law=paths.learning_law("{kind}", "online_policies.csv"),
+        **figure_outputs(
+            "online_policies_{kind}",
+            "Online policies (beyond the paper)",
+            caption="online_policies",
             labels=finding("online_policies"),
         ),
     wildcard_constraints:
@@ -111,22 +98,19 @@ rule online_policies_experiment:
         "results/logs/tables/online_policies_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        **light_job(mem_mb=4000, runtime=20),
     script:
         "../scripts/online_policies.py"
 
 
-ONLINE_OUTPUTS = [
-    f"results/{kind}/{name}"
-    for kind in ("perceptron", "transformer")
-    for name in ("learning_law/online_policies.csv",)
-] + [
-    f"results/{folder}/online_policies_{kind}.{ext}"
-    for kind in ("perceptron", "transformer")
-    for folder, ext in (("tables", "csv"), ("tables", "md"), ("figures", "pdf"), ("figures", "png"))
+ONLINE_OUTPUTS = [paths.learning_law(kind, "online_policies.csv") for kind in KINDS] + [
+    path
+    for kind in KINDS
+    for path in (
+        *(paths.table(f"online_policies_{kind}", ext) for ext in ("csv", "md")),
+        *(paths.figure(f"online_policies_{kind}", ext) for ext in ("pdf", "png")),
+    )
 ]
 
 

@@ -10,9 +10,9 @@ OPTIMUM = "The optimum (beyond the paper)"
 rule online_frontier_points:
     input:
         data=data_files,
-        costs="results/{run}/online/costs.json",
+        costs=paths.COSTS,
     output:
-        points="results/{run}/online/frontier_points.csv",
+        points=paths.FRONTIER_POINTS,
     params:
         settings=lambda w: settings(w.run),
         seed=lambda w: settings(w.run)["seed"],
@@ -24,10 +24,7 @@ rule online_frontier_points:
         "results/benchmarks/{run}/online_frontier_points.tsv"
     threads: run_resources("threads")
     resources:
-        mem_mb=run_resources("mem_mb"),
-        runtime=run_resources("runtime"),
-        gpu=lambda w: min(1, run_resources("gpus")(w)),  # one process, on the run's device
-        cpus_per_task=run_resources("threads"),
+        **ONE_PROCESS_RESOURCES,
     conda:
         TRAIN_ENV
     script:
@@ -38,14 +35,8 @@ rule policy_frontier_table:
     input:
         unpack(study_inputs("policy_frontier")),
     output:
-        csv=report(
-            "results/tables/policy_frontier_{kind}.csv",
-            caption="../report/policy_frontier_table.rst",
-            category="Tables",
-            subcategory=OPTIMUM,
-        ),
-        md="results/tables/policy_frontier_{kind}.md",
-        points="results/tables/policy_frontier_{kind}_points.csv",
+        **table_outputs("policy_frontier_{kind}", OPTIMUM, caption="policy_frontier_table"),
+        points=paths.table("policy_frontier_{kind}_points"),
     params:
         **study_params("policy_frontier"),
     wildcard_constraints:
@@ -54,25 +45,17 @@ rule policy_frontier_table:
         "results/logs/tables/policy_frontier_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/policy_frontier_table.py"
 
 
 rule policy_frontier_figure:
     input:
-        points="results/tables/policy_frontier_{kind}_points.csv",
+        points=paths.table("policy_frontier_{kind}_points"),
     output:
-        pdf="results/figures/policy_frontier_{kind}.pdf",
-        png=report(
-            "results/figures/policy_frontier_{kind}.png",
-            caption="../report/policy_frontier.rst",
-            category="Figures",
-            subcategory=OPTIMUM,
-        ),
+        **figure_outputs("policy_frontier_{kind}", OPTIMUM, caption="policy_frontier"),
     params:
         paths=lambda w: config["policy_frontier"][w.kind]["paths"],
         kind=lambda w: w.kind,
@@ -82,10 +65,8 @@ rule policy_frontier_figure:
         "results/logs/figures/policy_frontier_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/policy_frontier_figure.py"
 
@@ -94,14 +75,8 @@ rule optimum_k_table:
     input:
         unpack(study_inputs("optimum_k")),
     output:
-        csv=report(
-            "results/tables/optimum_k_{kind}.csv",
-            caption="../report/optimum_k_table.rst",
-            category="Tables",
-            subcategory=OPTIMUM,
-        ),
-        md="results/tables/optimum_k_{kind}.md",
-        points="results/tables/optimum_k_{kind}_points.csv",
+        **table_outputs("optimum_k_{kind}", OPTIMUM, caption="optimum_k_table"),
+        points=paths.table("optimum_k_{kind}_points"),
     params:
         **study_params("optimum_k"),
         sizes=lambda w: {
@@ -114,26 +89,18 @@ rule optimum_k_table:
         "results/logs/tables/optimum_k_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/optimum_k_table.py"
 
 
 rule optimum_k_figure:
     input:
-        points="results/tables/optimum_k_{kind}_points.csv",
-        table="results/tables/optimum_k_{kind}.csv",
+        points=paths.table("optimum_k_{kind}_points"),
+        table=paths.table("optimum_k_{kind}"),
     output:
-        pdf="results/figures/optimum_k_{kind}.pdf",
-        png=report(
-            "results/figures/optimum_k_{kind}.png",
-            caption="../report/optimum_k.rst",
-            category="Figures",
-            subcategory=OPTIMUM,
-        ),
+        **figure_outputs("optimum_k_{kind}", OPTIMUM, caption="optimum_k"),
     params:
         kind=lambda w: w.kind,
     wildcard_constraints:
@@ -142,28 +109,20 @@ rule optimum_k_figure:
         "results/logs/figures/optimum_k_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/optimum_k_figure.py"
 
 
 rule optimum_learning_law_table:
     input:
-        policies=lambda w: [f"results/{r}/learning_law/policies.csv" for *_, r in law_runs(w.kind)],
-        fit=lambda w: [f"results/{r}/learning_law/sim_cr_fit.json" for *_, r in law_runs(w.kind)],
-        history=lambda w: [f"results/{r}/policy_history.parquet" for *_, r in law_runs(w.kind)],
+        policies=lambda w: [paths.learning_law(r, "policies.csv") for *_, r in law_runs(w.kind)],
+        fit=lambda w: [paths.learning_law(r, "sim_cr_fit.json") for *_, r in law_runs(w.kind)],
+        history=lambda w: [paths.history(r) for *_, r in law_runs(w.kind)],
     output:
-        csv=report(
-            "results/tables/optimum_learning_law_{kind}.csv",
-            caption="../report/optimum_learning_law.rst",
-            category="Tables",
-            subcategory=OPTIMUM,
-        ),
-        md="results/tables/optimum_learning_law_{kind}.md",
-        rows="results/tables/optimum_learning_law_{kind}_runs.csv",
+        **table_outputs("optimum_learning_law_{kind}", OPTIMUM, caption="optimum_learning_law"),
+        rows=paths.table("optimum_learning_law_{kind}_runs"),
     params:
         runs=lambda w: law_runs(w.kind),
         paths=config["policy_frontier"]["law_paths"],
@@ -174,10 +133,8 @@ rule optimum_learning_law_table:
         "results/logs/tables/optimum_learning_law_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/optimum_learning_law_table.py"
 

@@ -7,14 +7,7 @@ rule table1:
         conventional=steps_dump("transformer", "conventional"),
         near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
     output:
-        csv=report(
-            "results/tables/table1.csv",
-            caption="../report/table1.rst",
-            category="Tables",
-            subcategory="Transformer",
-            labels=finding("table1"),
-        ),
-        md="results/tables/table1.md",
+        **table_outputs("table1", "Transformer", labels=finding("table1")),
     params:
         settings=lambda w: settings("transformer"),
         near_optimal=lambda w: near_optimal("transformer"),
@@ -23,10 +16,8 @@ rule table1:
         "results/logs/tables/table1.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **light_job(mem_mb=1000, runtime=5),
     script:
         "../scripts/scaling_law_table1.py"
 
@@ -36,14 +27,7 @@ rule table2:
         conventional=lambda w: [steps_dump(r, "conventional") for r in scaling_sweep_runs(config)],
         near_optimal=lambda w: [steps_dump(r, near_optimal(r)) for r in scaling_sweep_runs(config)],
     output:
-        csv=report(
-            "results/tables/table2.csv",
-            caption="../report/table2.rst",
-            category="Tables",
-            subcategory="Transformer",
-            labels=finding("table2"),
-        ),
-        md="results/tables/table2.md",
+        **table_outputs("table2", "Transformer", labels=finding("table2")),
     params:
         entries=config["transformer"]["scaling_sweep"],
         runs=scaling_sweep_runs(config),
@@ -52,10 +36,8 @@ rule table2:
         "results/logs/tables/table2.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **light_job(mem_mb=1000, runtime=5),
     script:
         "../scripts/scaling_law_table2.py"
 
@@ -65,14 +47,7 @@ rule figure11:
         conventional=steps_dump("transformer", "conventional"),
         near_optimal=lambda w: steps_dump("transformer", near_optimal("transformer")),
     output:
-        pdf="results/figures/figure11.pdf",
-        png=report(
-            "results/figures/figure11.png",
-            caption="../report/figure11.rst",
-            category="Figures",
-            subcategory="Transformer",
-            labels=finding("figure11"),
-        ),
+        **figure_outputs("figure11", "Transformer", labels=finding("figure11")),
     params:
         settings=lambda w: settings("transformer"),
         search=config["scaling_law"],
@@ -80,15 +55,13 @@ rule figure11:
         "results/logs/figures/figure11.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/scaling_law_figure11.py"
 
 
-TARGETS["transformer"] += expand("results/tables/table1.{ext}", ext=["csv", "md"])
-TARGETS["transformer"] += expand("results/figures/figure11.{ext}", ext=["pdf", "png"])
+TARGETS["transformer"] += [paths.table("table1", e) for e in ("csv", "md")]
+TARGETS["transformer"] += [paths.figure("figure11", e) for e in ("pdf", "png")]
 if scaling_sweep_runs(config):
-    TARGETS["transformer"] += expand("results/tables/table2.{ext}", ext=["csv", "md"])
+    TARGETS["transformer"] += [paths.table("table2", e) for e in ("csv", "md")]

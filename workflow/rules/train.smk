@@ -5,14 +5,14 @@ rule optimize_policy:
     input:
         unpack(optimize_inputs),
     output:
-        policies=directory("results/{run}/policies"),
-        history="results/{run}/policy_history.parquet",
+        policies=directory(paths.POLICIES),
+        history=paths.HISTORY,
     params:
         settings=lambda w: settings(w.run),
         saved_epochs=lambda w: saved_epochs(
             settings(w.run)["policy"]["epochs"], settings(w.run)["policy"]["save_every"]
         ),
-        resume_dir=lambda w: f"results/{w.run}/resume",
+        resume_dir=lambda w: paths.run_file(paths.RESUME, w.run),
         seed=lambda w: settings(w.run)["seed"],
         device=config["device"],  # params, not read from config: a change reruns the job
         dtype=config["dtype"],
@@ -22,13 +22,7 @@ rule optimize_policy:
         "results/benchmarks/{run}/optimize_policy.tsv"
     threads: run_job_total("threads")
     resources:
-        mem_mb=run_job_total("mem_mb"),
-        runtime=run_resources("runtime"),
-        gpu=run_resources("gpus"),
-        cpus_per_task=run_resources("threads"),
-        tasks=run_tasks("tasks"),
-        tasks_per_gpu=run_tasks("tasks_per_gpu"),
-        mpi=run_tasks("mpi"),
+        **TRAINING_RESOURCES,
     conda:
         TRAIN_ENV
     script:
@@ -40,8 +34,8 @@ rule evaluate_policy:
         unpack(policy_input),
         data=data_files,
     output:
-        steps="results/{run}/dumps/{policy}/steps.parquet",
-        examples="results/{run}/dumps/{policy}/examples.parquet",
+        steps=paths.STEPS,
+        examples=paths.EXAMPLES,
     params:
         settings=lambda w: settings(w.run),
         policy=lambda w: w.policy,
@@ -54,13 +48,7 @@ rule evaluate_policy:
         "results/benchmarks/{run}/evaluate_{policy}.tsv"
     threads: run_job_total("threads")
     resources:
-        mem_mb=run_job_total("mem_mb"),
-        runtime=run_resources("runtime"),
-        gpu=run_resources("gpus"),
-        cpus_per_task=run_resources("threads"),
-        tasks=run_tasks("tasks"),
-        tasks_per_gpu=run_tasks("tasks_per_gpu"),
-        mpi=run_tasks("mpi"),
+        **TRAINING_RESOURCES,
     conda:
         TRAIN_ENV
     script:
@@ -69,14 +57,15 @@ rule evaluate_policy:
 
 rule summarize:
     input:
-        steps=lambda w: expand("results/{run}/dumps/{policy}/steps.parquet", run=w.run,
-                               policy=evaluated_policies(w.run)),
-        history="results/{run}/policy_history.parquet",
-        benchmarks=lambda w: expand("results/benchmarks/{run}/{stage}.tsv", run=w.run,
-                                    stage=["optimize_policy"] + [f"evaluate_{p}" for p in evaluated_policies(w.run)]),
+        steps=lambda w: [steps_dump(w.run, p) for p in evaluated_policies(w.run)],
+        history=paths.HISTORY,
+        benchmarks=lambda w: [
+            paths.benchmark(w.run, stage)
+            for stage in ["optimize_policy"] + [f"evaluate_{p}" for p in evaluated_policies(w.run)]
+        ],
     output:
         report(
-            "results/{run}/summary.json",
+            paths.SUMMARY,
             caption="../report/summary.rst",
             category="Summaries",
             labels={"run": "{run}"},
@@ -91,9 +80,7 @@ rule summarize:
         "results/logs/{run}/summarize.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/summarize.py"
