@@ -74,6 +74,7 @@ WRITERS: tuple[tuple[str, str], ...] = (
     ("results/figures/optimum_k_{kind}.{figure_ext}", "optimum_k_figure"),
     ("results/tables/optimum_learning_law_{kind}{table_part}.{table_ext}",
      "optimum_learning_law_table"),
+    ("results/tables/optimum_verdicts_{kind}.{table_ext}", "optimum_verdicts"),
     ("results/tables/{paper_table}.{table_ext}", "{paper_table}"),
     ("results/figures/{paper_figure}.{figure_ext}", "{paper_figure}"),
     ("results/at_a_glance.{glance_ext}", "at_a_glance"),

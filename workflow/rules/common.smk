@@ -343,5 +343,7 @@ def study_outputs(study, kind):
 
 
 def law_outputs(kind):
+    """The Learning Law at the optimum and the verdicts against the optimum of `kind`."""
     names = [paths.table(f"optimum_learning_law_{kind}", ext) for ext in ("csv", "md")]
+    names += [paths.table(f"optimum_verdicts_{kind}", ext) for ext in ("csv", "md")]
     return names + [paths.table(f"optimum_learning_law_{kind}_runs")]

@@ -141,23 +141,17 @@ rule optimum_learning_law_table:
 
 rule optimum_verdicts:
     input:
-        frontier="results/tables/policy_frontier_{kind}.csv",
-        law="results/tables/optimum_learning_law_{kind}.csv",
-        policies=lambda w: [f"results/{r}/learning_law/policies.csv" for *_, r in law_runs(w.kind)],
+        frontier=paths.table("policy_frontier_{kind}"),
+        law=paths.table("optimum_learning_law_{kind}"),
+        policies=lambda w: [paths.learning_law(r, "policies.csv") for *_, r in law_runs(w.kind)],
         property42=lambda w: [
-            f"results/{r}/learning_law/property42_weights.parquet" for *_, r in law_runs(w.kind)
+            paths.learning_law(r, "property42_weights.parquet") for *_, r in law_runs(w.kind)
         ],
         property43=lambda w: [
-            f"results/{r}/learning_law/property43_sample.parquet" for *_, r in law_runs(w.kind)
+            paths.learning_law(r, "property43_sample.parquet") for *_, r in law_runs(w.kind)
         ],
     output:
-        csv=report(
-            "results/tables/optimum_verdicts_{kind}.csv",
-            caption="../report/optimum_verdicts.rst",
-            category="Tables",
-            subcategory=OPTIMUM,
-        ),
-        md="results/tables/optimum_verdicts_{kind}.md",
+        **table_outputs("optimum_verdicts_{kind}", OPTIMUM, caption="optimum_verdicts"),
     params:
         runs=lambda w: law_runs(w.kind),
         n_train=lambda w: [settings(r)["data"]["n_train"] for *_, r in law_runs(w.kind)],
@@ -171,10 +165,8 @@ rule optimum_verdicts:
         "results/logs/tables/optimum_verdicts_{kind}.log",
     conda:
         ENV
-    threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **light_job(),
     script:
         "../scripts/optimum_verdicts.py"
 
@@ -183,14 +175,12 @@ rule policy_frontier_perceptron:
     input:
         study_outputs("policy_frontier", "perceptron"),
         law_outputs("perceptron"),
-        expand("results/tables/optimum_verdicts_perceptron.{ext}", ext=["csv", "md"]),
 
 
 rule policy_frontier_transformer:
     input:
         study_outputs("policy_frontier", "transformer"),
         law_outputs("transformer"),
-        expand("results/tables/optimum_verdicts_transformer.{ext}", ext=["csv", "md"]),
 
 
 rule policy_frontier:
