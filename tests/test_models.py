@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import Tensor
 from torch.func import grad
 
 from pipeline.models.perceptron import Perceptron
@@ -169,6 +170,40 @@ def test_perceptron_layout_changes_no_value():
         a, b = (getattr(model, name)(args[0], data, *args[1:]) for data in (prepared, batch))
         for x, y in zip(a, b, strict=True):
             torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("case", [perceptron_case, transformer_case])
+def test_eager_autograd_chunks_equal_torch_func(case, dtype):
+    """The eager chunk gradient and VJP (torch.autograd.grad) against their torch.func forms,
+    also under no_grad (as in `loss_curves`): the Transformer's bit for bit, so the faster path
+    moves no number; the generic Perceptron's to rounding (torch.func decomposes its
+    binary_cross_entropy_with_logits; its runs use the closed forms, which neither touches)."""
+    model, batch, theta, weights, vector = case()
+    exact = isinstance(model, Transformer)
+    if not exact:
+        model = Perceptron(model.dim, closed_form=False)
+    model.chunk_size = 4  # two chunks, the second short
+    theta, weights, vector = theta.to(dtype), weights.to(dtype), vector.to(dtype)
+    batch = {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
+
+    def operations() -> list[Tensor]:
+        with torch.no_grad():
+            quiet = model.weighted_grad(theta, batch, weights)
+        return [
+            *model.weighted_grad(theta, batch, weights),
+            *model.weighted_grad_vjp(theta, batch, weights, vector),
+            *quiet,
+        ]
+
+    eager = operations()
+    model._chunk_grad, model._chunk_vjp = model._func_chunk_grad, model._func_chunk_vjp
+    for a, b in zip(eager, operations(), strict=True):
+        assert a.dtype == dtype
+        if exact:
+            assert torch.equal(a, b)
+        else:
+            torch.testing.assert_close(a, b)  # the dtype's default tolerance
 
 
 def test_automatic_chunks_fit_the_cache_on_cpu_only():
