@@ -1,4 +1,5 @@
-"""The paper's scalar metrics of a loss curve (SPEC §3), torch-free so analysis jobs start fast."""
+"""The paper's scalar metrics of a loss curve (docs/method.md §3), torch-free so analysis jobs
+start fast."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 
 def auc(losses) -> float:
     """AUC = Σ_{t=1..T} L(θ_t) of a loss curve t = 0..T (numpy, pandas or torch, in step order):
-    the objective J on the desired set, and the denominator of CR on the test set (SPEC §3)."""
+    the objective J on the desired set, and the denominator of CR on the test set
+    (docs/method.md §3)."""
     values = losses.to_numpy() if hasattr(losses, "to_numpy") else losses
     return float(values[1:].sum())
 

@@ -1,4 +1,4 @@
-"""Numbers the paper reports (SPEC §6), shown beside ours in figures and tables.
+"""Numbers the paper reports (docs/method.md §6), shown beside ours in figures and tables.
 
 They are reference values only: no result of the pipeline is computed from them.
 """

@@ -18,7 +18,7 @@ log = logging.getLogger("pipeline")
 #: OpenMP's wait policy in every job: PASSIVE puts a thread that waits at a barrier to sleep at
 #: once instead of spinning (libgomp spins for up to 300,000 iterations first), so that a job's
 #: threads do not hold a core that the thread they wait for, or another process, needs. Chosen by
-#: measurement (bench part `contention`, README "Performance").
+#: measurement (bench part `contention`, docs/performance.md).
 WAIT_POLICY = "PASSIVE"
 #: The thread-count variables of OpenMP and the BLAS libraries torch and numpy may load (those
 #: Snakemake sets for its shell jobs).

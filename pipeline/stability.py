@@ -1,6 +1,7 @@
-"""Does conventional training rise? A quick check of η for a Transformer reading (README
-"Fidelity"): trains under the conventional policy and reports every step where the full-batch
-training loss rose, the sign of gradient descent past its edge of stability.
+"""Does conventional training rise? A quick check of η for a Transformer reading
+(docs/transformer-fidelity.md): trains under the conventional policy and reports every step
+where the full-batch training loss rose, the sign of gradient descent past its edge of
+stability.
 
     python -m pipeline.stability --reading authors --eta 0.1 --seeds 0 1 2
 """

@@ -1,4 +1,4 @@
-"""The acceleration ratio in every case, and the compression ratio (SPEC §3)."""
+"""The acceleration ratio in every case, and the compression ratio (docs/method.md §3)."""
 
 from __future__ import annotations
 

@@ -225,8 +225,8 @@ def test_smoke_dag_builds_tables_and_figure11(smoke_run):
             fitted = L0 + (B / t) ** beta
             assert fitted == pytest.approx(curve[t], rel=1e-2)
             assert abs(fitted - curve[t]) < abs(fitted - other[t])
-    # SPEC's AR = T / t*, t* = min{t : L^opt_t ≤ L^conv_T}, for a conventional curve still falling
-    # at its end (or, if the near-optimal curve never gets there, the inverse the other way)
+    # The paper's AR = T / t*, t* = min{t : L^opt_t ≤ L^conv_T}, for a conventional curve still
+    # falling at its end (or, if the near-optimal curve never gets there, the inverse the other way)
     conv, opt = curves["conventional"], curves["near-optimal"]
     if opt.min() <= conv[-1]:
         assert conv[-1] < conv[:-1].min()  # still falling: T is where it first got there

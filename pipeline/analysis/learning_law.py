@@ -1,4 +1,5 @@
-"""Learning-Law statistics (Sections 4.4–4.5, SPEC §3) from the per-example dumps of a run.
+"""Learning-Law statistics (Sections 4.4–4.5, docs/method.md §3) from the per-example dumps of a
+run.
 
 Per evaluated policy: the similarity of example contributions SIM_t and SIM (Eq. 7), the
 compression ratio, Property 4.1 (zero weight for CT ≤ 0), Property 4.2 (small weight for

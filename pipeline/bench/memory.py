@@ -96,9 +96,9 @@ def _chunk_probe(settings: dict, seed: int, chunk: int, threads: int) -> dict:
 
 
 def bench_paper_scale(settings: dict, seed: int, chunk: int) -> dict:
-    """The paper preset's Transformer (`settings`, SPEC §5): one chunk measured on this CPU, and
-    from it the FLOPs, time and memory of one policy epoch on a GPU (pipeline/bench/cost.py,
-    at its assumed throughput and bandwidth)."""
+    """The paper preset's Transformer (`settings`, docs/method.md §5): one chunk measured on this
+    CPU, and from it the FLOPs, time and memory of one policy epoch on a GPU
+    (pipeline/bench/cost.py, at its assumed throughput and bandwidth)."""
     # A fixed mmap threshold makes glibc return every large tensor to the OS when it is freed, so
     # that the probe's peak RSS counts each operation's activations (not heap reused from the last).
     environ = {**os.environ}

@@ -16,7 +16,7 @@ from jsonschema.exceptions import ValidationError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
-#: The experiments with an ablation block `<experiment>_ablation` (README "Fidelity").
+#: The experiments with an ablation block `<experiment>_ablation` (docs/perceptron-fidelity.md).
 ABLATION_EXPERIMENTS = ("perceptron", "transformer")
 #: The studies whose paths are ablation variants over seeds (`<study>.<experiment>.paths`).
 PATH_STUDIES = ("policy_frontier", "optimum_k")

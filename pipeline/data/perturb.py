@@ -1,4 +1,4 @@
-"""The noise added to half of the training sequences (Appendix D, SPEC §5).
+"""The noise added to half of the training sequences (Appendix D, docs/method.md §5).
 
 ``n_ops`` times (20 in the paper), one operation is chosen uniformly at random and applied:
 

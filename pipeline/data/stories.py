@@ -1,4 +1,4 @@
-"""Loading raw TinyStories texts from local files or the Hugging Face hub (SPEC §5).
+"""Loading raw TinyStories texts from local files or the Hugging Face hub (docs/method.md §5).
 
 Sources (the `transformer.data` block of the config):
 

@@ -1,11 +1,11 @@
-"""The TinyStories data of the Transformer experiment (Appendix D, SPEC §5).
+"""The TinyStories data of the Transformer experiment (Appendix D, docs/method.md §5).
 
 `build_tinystories` samples N training, K desired and K test stories (disjoint, seeded),
 tokenises them with the Mistral-7B BPE, keeps the V most frequent pieces (counted on the
-truncated sequences of all three sampled splits: the "sampled corpus" of the SPEC; the vocabulary
-only decides which pieces become [UNK], it uses no label), truncates to ``seq_len`` tokens
-including [BOS], perturbs a seeded random ``round(perturbed_fraction · N)`` of the training
-sequences and writes:
+truncated sequences of all three sampled splits: the "sampled corpus" of docs/method.md §5;
+the vocabulary only decides which pieces become [UNK], it uses no label), truncates to
+``seq_len`` tokens including [BOS], perturbs a seeded random ``round(perturbed_fraction · N)``
+of the training sequences and writes:
 
 * ``train.parquet``, ``desired.parquet``, ``test.parquet``: columns ``tokens`` list<int32>
   (compact ids, [BOS] first, no padding), ``length`` int32, ``perturbed`` bool (all False for

@@ -1,4 +1,5 @@
-"""The Mistral-7B BPE tokenizer cut down to the top-V vocabulary of the sampled corpus (SPEC §5).
+"""The Mistral-7B BPE tokenizer cut down to the top-V vocabulary of the sampled corpus
+(docs/method.md §5).
 
 The SentencePiece model ``tokenizer.model.v1`` ships inside the ``mistral-common`` package, so no
 hub download is needed. A story becomes SentencePiece ids (no BOS/EOS from SentencePiece), is

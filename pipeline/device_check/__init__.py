@@ -19,15 +19,16 @@ max|x − r| / max|r|, the error relative to the quantity's scale. An entry-wise
 would be meaningless for entries that cross zero (∂J/∂γ, CT), whose float32 values are
 dominated by round-off of their larger neighbours.
 
-**Tolerance** (`device_check.tolerance`, default 1e-4). float32 rounds at ε = 6e-8; T steps
-of gradient descent and the T vector-Jacobian products of the adjoint carry that error forward,
-and the Transformer's sums run over sequences × vocabulary. Measured with `dtype: float32` on
-this repository's CPU: at most 4e-7 over every quantity of both models (README "Before a GPU
-run"), so 1e-4 leaves a margin of 250×. A GPU in float32 sums in another order (and some of its
-reductions, the embedding's backward among them, in no fixed order) at the same precision: its
-differences should be of the same size (expected, not measured: no GPU here). What the check
-is for lands above it: matrix products in TF32 (inputs rounded to 11 bits, ~5e-4 each) or
-bfloat16 (~4e-3), a kernel that computes something else, a chunk of a sum lost (1e-2 and more).
+**Tolerance** (`device_check.tolerance`, default 1e-4). float32 rounds at ε = 6e-8; T steps of
+gradient descent and the T vector-Jacobian products of the adjoint carry that error forward, and
+the Transformer's sums run over sequences × vocabulary. Measured with `dtype: float32` on the
+project's CPU, every quantity of both models stays below 1e-6 (the table in
+docs/measurements.md, "The device check on the CPU"), so 1e-4 leaves a margin of over 100×. A
+GPU in float32 sums in another order (and some of its reductions, the embedding's backward among
+them, in no fixed order) at the same precision: its differences should be of the same size
+(expected; docs/measurements.md logs where the check has run). What the check is for lands above
+it: matrix products in TF32 (inputs rounded to 11 bits, ~5e-4 each) or bfloat16 (~4e-3), a
+kernel that computes something else, a chunk of a sum lost (1e-2 and more).
 With `dtype: float64` on a CPU both computations are the same and every difference is 0.
 
 Modules: `runs` (the presets' runs on a device), `precision` (a), `projection` (b, with the

@@ -1,4 +1,4 @@
-"""∂J/∂γ for J(γ) = Σ_{t=1..T} L_dsr(θ_t) by the adjoint (reverse) recursion of SPEC §2.
+"""∂J/∂γ for J(γ) = Σ_{t=1..T} L_dsr(θ_t) by the adjoint (reverse) recursion of docs/method.md §2.
 
 With a_t = ∂J/∂θ_t:
     a_T = ∇L_dsr(θ_T)

@@ -2,7 +2,7 @@
 
 `policy.optimizer` chooses the step (ε_e the step size of epoch e, constant or decaying linearly
 to 0, times s = 1 for J summed over the T steps or 1/T for J averaged over them; the paper does
-not say which, SPEC §5):
+not say which, docs/method.md §5):
 
 - `projected_gradient` (the paper's and the authors'): γ_t ← Proj_Δ(γ_t − ε_e · s · ∂J/∂γ_t);
 - `mirror_descent` (exponentiated gradient): γ_t ← γ_t · exp(−ε_e · s · ∂J/∂γ_t) / Z_t.

@@ -4,7 +4,7 @@
 # by the generic rules of data.smk and train.smk; only the policies the tables need are evaluated
 # (conventional, last, the selected one under `policy.selection: validation`): every epoch's test
 # AR comes from the optimisation's history. One rule per output serves both experiments.
-# In the report, these studies beyond the paper share one subcategory (the README's "Fidelity").
+# In the report, these studies beyond the paper share one subcategory (docs/perceptron-fidelity.md).
 
 FIDELITY = "Fidelity (beyond the paper)"
 

@@ -1,4 +1,4 @@
-# Performance of the policy-optimisation engine (pipeline/bench/; README "Performance").
+# Performance of the policy-optimisation engine (pipeline/bench/; docs/performance.md).
 # Not part of `rule all`: run it alone on an otherwise idle machine. It takes about 15 minutes, and
 # the `contention` part (6 layouts × idle and busy × 3 repeats) about 45 more on 2 idle cores (an
 # estimate from the parts' idle times).

@@ -1,4 +1,4 @@
-# Before a GPU run (README "Before a GPU run"; pipeline/device_check/). Not part of `rule all`:
+# Before a GPU run (docs/cluster.md; pipeline/device_check/). Not part of `rule all`:
 #   snakemake --cores all device_check
 #   snakemake --profile profiles/slurm device_check     (one small job on one GPU)
 # The smoke-size models on the configured device against a float64 CPU reference (the job fails
