@@ -28,6 +28,7 @@ include: "workflow/rules/optimum.smk"  # `snakemake policy_frontier`, `optimum_k
 include: "workflow/rules/at_a_glance.smk"  # after every rules file whose outputs it judges
 include: "workflow/rules/bench.smk"  # `snakemake benchmark`, not part of `all`
 include: "workflow/rules/device_check.smk"  # `snakemake device_check`, not part of `all`
+include: "workflow/rules/docs.smk"  # `snakemake docs`: docs/results/ from a finished run
 
 
 rule all:

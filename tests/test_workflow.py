@@ -94,7 +94,7 @@ def test_missing_story_file_fails_naming_the_setting(tmp_path):
 
 
 def test_kill_9_leaves_jobs_and_a_lock_and_unlock_recovers(tmp_path):
-    """What README "When something goes wrong" says of `kill -9`: the killed Snakemake's jobs
+    """What docs/troubleshooting.md says of `kill -9`: the killed Snakemake's jobs
     keep running, the next run is refused by the lock, and once they are ended `--unlock` and a
     plain re-run resume the policy optimisation from its last saved epoch."""
     import contextlib
@@ -193,12 +193,12 @@ def test_a_replaced_story_file_reruns_the_data_job(tmp_path):
     assert f"results/data/{data.name}/" not in result.stdout  # new data, under a new name
 
 
-def test_errors_snakemake_words_itself_are_explained_in_the_readme(tmp_path):
+def test_errors_snakemake_words_itself_are_explained_in_troubleshooting(tmp_path):
     """A missing --configfile fails in Snakemake's command-line parsing, before the workflow
-    (and so the pipeline) is read. The README's "When something goes wrong" table quotes the
-    message, and Snakemake's for --report before a run, and says what to do."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## When something goes wrong")[1].split("\n## ")[0]
+    (and so the pipeline) is read. The table of docs/troubleshooting.md quotes the message, and
+    Snakemake's for --report before a run, and says what to do."""
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    table = "\n".join(line for line in page.splitlines() if line.startswith("|"))
     missing = snakemake(tmp_path, "-n", "--configfile", "no/such/preset.yaml", check=False)
     lines = (missing.stdout + missing.stderr).splitlines()
     assert missing.returncode != 0 and "Traceback (most recent call last):" in lines
