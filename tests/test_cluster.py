@@ -4,7 +4,7 @@ A fresh virtual environment from the README's install command; its snakemake the
 preset to the figures through profiles/slurm on a single-node SLURM cluster that .ci/slurm.sh
 brings up on this machine (root and apt-get needed: CI has both; skipped without them). The same
 fresh environment runs the smoke preset locally (on the session's trained runs) and builds the
-report, as the README says.
+report, as docs/usage.md says.
 Slow (minutes): `pytest -m "not slow"` skips.
 """
 
@@ -160,7 +160,7 @@ def test_fresh_install_runs_the_smoke_preset_through_slurm(fresh_venv, fresh_ins
 
 def test_fresh_install_runs_the_smoke_preset_and_builds_the_report(fresh_venv, smoke_run, tmp_path):
     """The README's install (no test extra), then exactly `snakemake --cores all --configfile
-    workflow/presets/smoke.yaml` and the README's report command with the same preset.
+    workflow/presets/smoke.yaml` and docs/usage.md's report command with the same preset.
 
     The trained runs come from the session's smoke run (the fresh install trains through SLURM
     above), so this run draws every statistic, table and figure again and trains nothing.
