@@ -194,3 +194,19 @@ def test_rule_docs_writes_every_file_the_docs_link(smoke_run, tmp_path):
     assert docs.glance_rows(block) == docs.glance_rows(glance)
     assert "a reduced size" in block and "a reduced size" in (out / "README.md").read_text()
     assert "`workflow/presets/smoke.yaml`" in (out / "README.md").read_text()
+
+
+def test_no_code_comment_points_at_a_readme_section_or_the_spec():
+    """Comments and docstrings name a docs page (a stable file), never a README section title
+    (which moves with every edit) nor SPEC.md (not part of the repository)."""
+    files = [*(ROOT / "pipeline").rglob("*.py"), *(ROOT / "workflow").rglob("*.smk"),
+             *(ROOT / "workflow").rglob("*.yaml"), *(ROOT / "workflow").rglob("*.rst"),
+             *(ROOT / "workflow").rglob("*.py"), *(ROOT / "profiles").rglob("*.yaml"),
+             *(ROOT / "envs").glob("*.yaml"), ROOT / "config.yaml", ROOT / "Snakefile"]  # fmt: skip
+    pattern = re.compile(r"README(?:'s)?:? [\"§]|README(?:'s)? \"|\bSPEC\b")
+    found = [f"{path.relative_to(ROOT)}: {line.strip()}" for path in files
+             for line in path.read_text().splitlines() if pattern.search(line)]  # fmt: skip
+    assert not found, found
+    # and the pages they name exist
+    named = {m for path in files for m in re.findall(r"docs/[\w-]+\.md", path.read_text())}
+    assert named and all((ROOT / name).exists() for name in named), named
