@@ -126,6 +126,10 @@ def provenance(
     return "\n".join(lines)
 
 
+#: `run_size` of a run at neither the default's nor the paper's size.
+REDUCED = "a reduced size (the smoke preset, say): its numbers say nothing of the paper's"
+
+
 def run_size(config: Mapping[str, Any]) -> str:
     """At which size the run of `config` is: the paper's, the default's or a reduced one."""
     defaults = yaml.safe_load(DEFAULTS.read_text())
@@ -134,8 +138,7 @@ def run_size(config: Mapping[str, Any]) -> str:
         _sizes(paper): "the paper's size (the paper preset)",
         _sizes(defaults): "the default (laptop) size of config.yaml",
     }
-    reduced = "a reduced size (the smoke preset, say): its numbers say nothing of the paper's"
-    return sizes.get(_sizes(config), reduced)
+    return sizes.get(_sizes(config), REDUCED)
 
 
 def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
@@ -178,12 +181,19 @@ def glance_rows(text: str) -> list[str]:
 
 
 def glance_block(at_a_glance: str, config: Mapping[str, Any]) -> str:
-    """What README.md includes of docs/results/at_a_glance.md: the run's size, then its table."""
+    """What README.md includes of docs/results/at_a_glance.md: the run's size, then its table
+    (only a link for a run at a reduced size)."""
     rows = glance_rows(at_a_glance)
     if not rows:
         raise ValueError("at_a_glance.md holds no table; rerun `snakemake at_a_glance`")
-    size = f"*From a run at {run_size(config)} ([where from](docs/results/README.md)).*"
-    return "\n".join([size, "", *rows])
+    size = run_size(config)
+    if size == REDUCED:  # on the README's first screens a smoke table would read as the results
+        return (
+            f"*The committed [table](docs/results/at_a_glance.md) comes from a run at {size} "
+            "([where from](docs/results/README.md)); the README shows the table of a run at "
+            "the default or the paper's size only.*"
+        )
+    return "\n".join([f"*From a run at {size} ([where from](docs/results/README.md)).*", "", *rows])
 
 
 def git_commit(directory: Path) -> str | None:
