@@ -108,10 +108,20 @@ def online_sim_cr(kind):
     return lambda wildcards: {"online": paths.learning_law(kind, "online_policies.csv")}
 
 
-def finding(name):
+def finding(name, figure=None):
     """`labels=` of a figure's or table's report(): its row of results/at_a_glance.json (this
-    run's number, the paper's, the verdict), read when the report is made, after the run."""
-    return lambda wildcards: report_labels(name)
+    run's number, the paper's, the verdict), read when the report is made, after the run.
+    `figure` (formatted with the wildcards) replaces the first label where one row labels
+    several files: the report lists a subcategory's files by their labels, and of files with
+    the same labels it shows only one (tests/test_report_browser.py)."""
+
+    def labels(wildcards):
+        found = report_labels(name)
+        if figure is not None:
+            found["figure"] = figure.format(**wildcards)
+        return found
+
+    return labels
 
 
 def paper_acceleration_ratio(run):

@@ -75,7 +75,7 @@ rule online_policies_experiment:
             "online_policies_{kind}",
             "Online policies (beyond the paper)",
             caption="online_policies",
-            labels=finding("online_policies"),
+            labels=finding("online_policies", figure="Online policies (ours), {kind}"),
         ),
         runs=paths.table("online_policies_{kind}_runs"),
         law=paths.learning_law("{kind}", "online_policies.csv"),
@@ -83,7 +83,7 @@ rule online_policies_experiment:
             "online_policies_{kind}",
             "Online policies (beyond the paper)",
             caption="online_policies",
-            labels=finding("online_policies"),
+            labels=finding("online_policies", figure="Online policies (ours), {kind}"),
         ),
     wildcard_constraints:
         kind="perceptron|transformer",
