@@ -16,10 +16,8 @@ from tests.conftest import ROOT, SMOKE, copy_of_smoke_run, snakemake
 
 README = ROOT / "README.md"
 PAGES = sorted((ROOT / "docs").glob("*.md"))
-#: Reading pages: neither the measurements log nor the generated reference nor the lead's
-#: optimum page (whose dated numbers are the lead's to move).
-READING = [README, *(p for p in PAGES if p.name not in {"measurements.md", "configuration.md",
-                                                         "optimum.md"})]  # fmt: skip
+#: Reading pages: neither the measurements log nor the generated reference.
+READING = [README, *(p for p in PAGES if p.name not in {"measurements.md", "configuration.md"})]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 #: docs/results/ files that pages link but rule `docs` does not write: the optimum's, copied from
 #: `policy_frontier` (docs/optimum.md says so).

@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline import paper
 from pipeline.plots.ablation import ratio_axis
-from pipeline.plots.style import PAPER, new_figure, save_figure
+from pipeline.plots.style import PAPER, new_figure, readable_log_ticks, save_figure
 
 PATH_COLOURS = ["#C44E52", "#DD8452", "#4C72B0", "#55A868", "#8172B3", "#937860", "#DA8BC3"]
 SEED_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
@@ -56,6 +56,7 @@ def plot_frontier(
             )  # fmt: skip
         ax.axhline(1.0, color="0.3", ls=":", lw=1.0, label="1× (no speed-up)")
         ax.set_xscale("log")  # J spans decades when a path over-shoots
+        readable_log_ticks(ax, "x")
         ax.set_xlabel("J: desired AUC, log scale (lower: nearer the optimum)")
         ax.set_ylabel(label)
     axes[0].plot(
