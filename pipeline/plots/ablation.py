@@ -28,7 +28,10 @@ def ratio_axis(ax, low: float, high: float) -> None:
     """A log y axis of ratios from `low` to `high`, ticked at round ratios labelled 1×, 2×, …"""
     ax.set_yscale("log")
     ax.set_ylim(low, high)
-    ticks = [t for t in (0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20) if low <= t <= high]
+    round_ratios = (0.05, 0.1, 0.2, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
+    ticks = [t for t in round_ratios if low <= t <= high]
+    if high / low > 100:  # wide spans (the optimum's ratios): every other tick, 1× kept
+        ticks = sorted({t for t in ticks if t in (0.05, 0.1, 0.5, 1, 2, 5, 10, 20, 50, 100)})
     ax.yaxis.set_major_locator(FixedLocator(ticks))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.set_yticklabels([f"{t:g}×" for t in ticks])
