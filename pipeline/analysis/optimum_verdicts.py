@@ -32,6 +32,11 @@ def _row(table: pd.DataFrame, name: str) -> pd.Series | None:
     return None if rows.empty else rows.iloc[0]
 
 
+def _law_rows(law: pd.DataFrame, path: str) -> tuple[pd.Series | None, pd.Series | None]:
+    """The Learning-Law rows of `path`'s lowest-J policy and of the conventional policy."""
+    return _row(law, f"{path}: lowest J"), _row(law, "conventional")
+
+
 def _mean_sd(row: pd.Series, column: str, spec: str) -> str:
     sd = row.get(f"{column}_sd")
     sd_text = f" ± {sd:{spec}}" if sd is not None and np.isfinite(sd) else ""
@@ -91,7 +96,7 @@ def sim_at_optimum(item: str, law: pd.DataFrame, path: str) -> Finding:
         "its mean SIM is above the conventional one's",
         f"no Learning Law of the path {path}",
     )
-    row, conventional = _row(law, f"{path}: lowest J"), _row(law, "conventional")
+    row, conventional = _law_rows(law, path)
     if row is None or conventional is None:
         return Finding(item, claim, "SIM ↑, fit (curves)", "–", NO_DATA, criterion)
     rises = row["sim_mean"] > conventional["sim_mean"]
@@ -113,7 +118,7 @@ def property41_at_optimum(item: str, law: pd.DataFrame, path: str) -> Finding:
         "above the conventional policy's share",
         f"no Learning Law of the path {path}",
     )
-    row, conventional = _row(law, f"{path}: lowest J"), _row(law, "conventional")
+    row, conventional = _law_rows(law, path)
     if row is None or conventional is None:
         return Finding(item, claim, "→ 100 %", "–", NO_DATA, criterion)
     share, first = float(row["property41_fraction_mean"]), float(

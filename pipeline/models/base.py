@@ -88,24 +88,16 @@ class LossModel:
             (g,) = torch.autograd.grad(weighted, th)
         return g, losses
 
-    def _chunk_graph(
-        self, theta: Tensor, part: Batch, weights: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(g, l(θ), θ, w) of one chunk, g = ∇_θ Σ_n w_n l_n(θ) with the autograd graph that
-        leads from the leaves θ and w to it kept (for its VJP)."""
-        with torch.enable_grad():
-            th = theta.detach().requires_grad_()
-            w = weights.detach().requires_grad_()
-            weighted, losses = self._weighted_loss(th, part, w)
-            (g,) = torch.autograd.grad(weighted, th, create_graph=True)
-        return g, losses, th, w
-
     def _chunk_vjp(
         self, theta: Tensor, part: Batch, weights: Tensor, cotangent: Tensor
     ) -> tuple[Tensor, Tensor]:
         """(H a, [∇l_n · a]_n) of one chunk: the VJP of its gradient g(θ, w) by double backward."""
-        g, _, th, w = self._chunk_graph(theta, part, weights)
-        hvp, dots = torch.autograd.grad(g, (th, w), cotangent)
+        with torch.enable_grad():
+            th = theta.detach().requires_grad_()
+            w = weights.detach().requires_grad_()
+            weighted, _ = self._weighted_loss(th, part, w)
+            (g,) = torch.autograd.grad(weighted, th, create_graph=True)
+            hvp, dots = torch.autograd.grad(g, (th, w), cotangent)
         return hvp, dots
 
     def _func_chunk_grad(
