@@ -12,14 +12,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 
 from pipeline.config import (
     ONLINE_POLICIES,
     online_near_optimal_runs,
     online_runs,
     run_settings,
+    tau_source_run,
 )
 from pipeline.experiment import Run
+from pipeline.jobs.training import shared_tau
 from pipeline.models.perceptron import Perceptron
 from pipeline.policy.online import (
     choose_tau,
@@ -30,7 +33,7 @@ from pipeline.policy.online import (
     positive_row,
     softmax_row,
 )
-from tests.conftest import merged_config
+from tests.conftest import SMOKE, merged_config, snakemake
 
 CT = torch.tensor([1.0, 0.0, -1.0, 2.0], dtype=torch.float64)
 
@@ -308,3 +311,50 @@ def test_seed_rows_count_the_costs_of_each_policy(tmp_path):
     assert greedy["test_auc_ratio"] == pytest.approx((3.0 + 2.0 + 1.0) / (1.0 + 0.5 + 0.4))
     assert greedy["tau"] == 0.1 and not greedy["tau_at_edge"]
     assert rows["conventional"]["cost_flops_conventional_runs"] == 1.0
+
+
+def test_a_shared_tau_is_chosen_at_the_main_seed_only():
+    """`online.shared_tau`: the other seeds' online jobs take the main seed's τ (its costs.json is
+    their input), the experiments not listed choose their own; with the main seed not compared,
+    the first compared seed chooses."""
+    config = merged_config({"online": {"seeds": [0, 1, 2], "shared_tau": ["transformer"]}})
+    assert tau_source_run(config, "transformer", "transformer") is None
+    assert tau_source_run(config, "transformer", "transformer-s2") == "transformer"
+    assert tau_source_run(config, "perceptron", "perceptron-default-s1") is None
+    not_main = merged_config({"online": {"seeds": [1, 2], "shared_tau": ["transformer"]}})
+    assert tau_source_run(not_main, "transformer", "transformer-s2") == "transformer-s1"
+    assert tau_source_run(not_main, "transformer", "transformer-s1") is None
+    source = {
+        "run": "transformer",
+        "policies": {
+            "online_softmax": {
+                "tau": 0.1,
+                "grid": [0.01, 0.1],
+                "held_out_auc": [5.0, 4.0],
+                "selection_seconds": 7.0,
+            }
+        },
+    }
+    assert shared_tau(source, "online_softmax") == {
+        "tau": 0.1, "grid": [0.01, 0.1], "held_out_auc": [5.0, 4.0], "seconds": 7.0,
+        "tau_from": "transformer"}  # fmt: skip
+
+
+def test_another_seed_runs_with_the_main_seeds_tau(tmp_path, stories_path):
+    """The online job of a second seed reads the main seed's τ and runs no τ candidate."""
+    overlay = tmp_path / "overlay.yaml"
+    grid = {"online_greedy": [1.0e-3, 1.0e-2], "online_softmax": [0.1, 1.0]}
+    overlay.write_text(yaml.safe_dump({
+        "transformer": {"data": {"local_files": [str(stories_path)]}},
+        "online": {"seeds": [0, 1], "shared_tau": ["transformer"],
+                   "tau_grid": {"transformer": grid}}}))  # fmt: skip
+    snakemake(tmp_path, "results/transformer-s1/online/costs.json", "--configfile", SMOKE,
+              str(overlay))  # fmt: skip
+    main = json.loads((tmp_path / "results/transformer/online/costs.json").read_text())
+    other = json.loads((tmp_path / "results/transformer-s1/online/costs.json").read_text())
+    for rule in ("online_greedy", "online_softmax"):
+        assert other["policies"][rule]["tau"] == main["policies"][rule]["tau"]
+        assert other["policies"][rule]["tau_from"] == "transformer"
+        assert "tau_from" not in main["policies"][rule]
+    log = (tmp_path / "results/logs/transformer-s1/evaluate_online.log").read_text()
+    assert "chosen at transformer's held-out" in log and "held-out AUC per τ" not in log

@@ -22,6 +22,8 @@ from pipeline.config import (
     ConfigError,
     all_run_names,
     dataset_name,
+    dataset_priority,
+    job_priority,
     merged,
     registry,
     run_settings,
@@ -263,3 +265,38 @@ def test_registry_data_names_are_those_of_the_runs():
         assert json.dumps(spec.settings, sort_keys=True) == json.dumps(
             run_settings(config, name), sort_keys=True
         )
+
+
+def test_a_sweep_point_evaluates_only_what_table2_reads():
+    """Table 2 reads a sweep point's conventional and near-optimal curves: only those two are
+    evaluated (before: every saved epoch, 38 jobs of the default run); the main runs keep every
+    saved epoch (the Learning Law reads them)."""
+    config = preset_config("default")
+    specs = registry(config)
+    sweep = [spec for spec in specs.values() if spec.family == "sweep"]
+    assert sweep, "the default config has Table 2 sweep points"
+    for spec in sweep:
+        assert spec.evaluated_policies == ["conventional", spec.policies[-1]]
+    main = specs["transformer"]
+    assert main.evaluated_policies == main.policies and len(main.policies) > 2
+
+
+def test_the_critical_path_is_scheduled_first():
+    """The main Transformer run's data, optimisation and evaluations outrank every other job
+    (Snakemake's `priority:`); of the other long jobs the Transformer's come before the
+    Perceptron's, and no other data set or evaluation is raised."""
+    config = preset_config("default")
+    specs = registry(config)
+    main = specs["transformer"]
+    assert dataset_priority(config, main.data_name) == job_priority(config, "transformer",
+                                                                    "optimize")  # fmt: skip
+    top = job_priority(config, "transformer", "evaluate")
+    others = [job_priority(config, name, stage) for name in specs if name != "transformer"
+              for stage in ("optimize", "evaluate", "online")]  # fmt: skip
+    assert top > max(others)
+    assert all(dataset_priority(config, spec.data_name) == 0 for spec in specs.values()
+               if spec.data_name != main.data_name)  # fmt: skip
+    sweep = next(name for name, spec in specs.items() if spec.family == "sweep")
+    assert job_priority(config, sweep, "optimize") > job_priority(config, "perceptron",
+                                                                  "optimize") > 0  # fmt: skip
+    assert job_priority(config, sweep, "evaluate") == 0

@@ -12,7 +12,9 @@ from pipeline.config.registry import (
     RunSpec,
     all_run_names,
     data_names,
+    dataset_priority,
     dataset_run,
+    job_priority,
     registry,
     run_settings,
     run_spec,
@@ -42,6 +44,7 @@ from pipeline.config.runs import (
     step_size_runs,
     study_runs,
     sweep_run_name,
+    tau_source_run,
     with_steps,
 )
 from pipeline.config.schema import (
@@ -61,10 +64,12 @@ __all__ = [
     "ABLATION_EXPERIMENTS", "KINDS", "MAX_SAVED_POLICIES", "ONLINE_POLICIES", "PATH_STUDIES",
     "SCHEMA_PATH", "TAU_RULES", "ConfigError", "RunSpec", "ablation_key", "ablation_runs",
     "all_run_names", "apply_defaults", "at_grid_end", "coerce_to_schema", "data_names",
-    "dataset_name", "dataset_run", "format_number", "has_main_settings", "load_schema",
-    "main_variant", "merged", "online_near_optimal_runs", "online_runs", "online_seeds",
-    "perceptron_seeds_runs", "policy_name", "registry", "run_name", "run_names", "run_processes",
+    "dataset_name", "dataset_priority", "dataset_run", "format_number", "has_main_settings",
+    "job_priority", "load_schema", "main_variant", "merged", "online_near_optimal_runs",
+    "online_runs", "online_seeds", "perceptron_seeds_runs", "policy_name", "registry",
+    "run_name", "run_names", "run_processes",
     "run_settings", "run_spec", "saved_epochs", "saved_policy_count", "scale_run_name",
     "scale_runs", "scaling_sweep_runs", "step_size_runs", "study_runs", "sweep_run_name",
+    "tau_source_run",
     "validate_config", "validation_split", "variant_block", "warm_start_run", "with_steps",
 ]  # fmt: skip

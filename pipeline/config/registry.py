@@ -74,7 +74,11 @@ class RunSpec:
 
     @property
     def evaluated_policies(self) -> list[str]:
-        """The policies the default target evaluates: the optimisation's, and the selected."""
+        """The policies the run's summary evaluates: the optimisation's and the selected; of a
+        Table 2 sweep point only the two its table reads, the conventional and the near-optimal
+        (every epoch's test AR is in its history all the same)."""
+        if self.family == "sweep":
+            return ["conventional", self.near_optimal]
         return self.policies + (["selected"] if self.near_optimal == "selected" else [])
 
     def name_of(self) -> str:
@@ -261,3 +265,34 @@ def warm_start_run(config: dict, settings: dict) -> str:
         if key(run_settings(config, run)) == key(settings):
             return run
     return settings["name"]
+
+
+# --- scheduling ----------------------------------------------------------------------------------
+
+#: Snakemake `priority:` of a training job by its stage (higher starts first among ready jobs).
+#: The main Transformer run's chain (its data set, its policy optimisation, then the
+#: optimisation's evaluations) is the default run's critical path: started last, it ran alone
+#: for its final hour with the second core idle (issue 47). The other long jobs follow, longest
+#: first, so that short jobs fill the core beside them.
+CRITICAL_PATH_PRIORITY = {"data": 100, "optimize": 100, "evaluate": 90}
+LONG_JOB_PRIORITY = {("transformer", "online"): 50, ("transformer", "optimize"): 40,
+                     ("perceptron", "optimize"): 30, ("perceptron", "online"): 20}  # fmt: skip
+
+
+def _is_critical(config: dict, spec: RunSpec) -> bool:
+    return (spec.kind, spec.family, spec.seed) == ("transformer", "main", config["seed"])
+
+
+def job_priority(config: dict, run: str, stage: str) -> int:
+    """The scheduling priority of run `run`'s job at `stage` (optimize | evaluate | online)."""
+    spec = run_spec(config, run)
+    if _is_critical(config, spec):
+        return CRITICAL_PATH_PRIORITY.get(stage, 0)
+    return LONG_JOB_PRIORITY.get((spec.kind, stage), 0)
+
+
+def dataset_priority(config: dict, name: str) -> int:
+    """The scheduling priority of building data set `name`: first that of the critical path."""
+    critical = any(spec.data_name == name and _is_critical(config, spec)
+                   for spec in registry(config).values())  # fmt: skip
+    return CRITICAL_PATH_PRIORITY["data"] if critical else 0

@@ -217,6 +217,18 @@ def online_runs(config: dict, kind: str) -> list[tuple[int, str]]:
     return [(s, run_name(kind, *_online_identity(config, kind, s))) for s in online_seeds(config)]
 
 
+def tau_source_run(config: dict, kind: str, run: str) -> str | None:
+    """The online run whose τ `run`'s online job uses instead of choosing its own: with `kind`
+    in `online.shared_tau`, the comparison's run at the main seed (its first seed if the main
+    one is not among them) for every other seed of the comparison; else None (its own)."""
+    runs = [name for _, name in online_runs(config, kind)]
+    if kind not in config["online"]["shared_tau"] or run not in runs:
+        return None
+    seeds = dict(online_runs(config, kind))
+    source = seeds.get(config["seed"], runs[0])
+    return None if run == source else source
+
+
 def online_near_optimal_runs(config: dict, kind: str) -> list[tuple[int, str]]:
     """The (seed, run) of `online_runs` whose near-optimal policy the comparison shows: every
     one for the experiments of `online.optimise_other_seeds`, else the main seed's alone."""

@@ -261,6 +261,7 @@ def evaluate_online(smk) -> None:
     spec = {
         **_training_spec(smk),
         "tau_grid": smk.params.tau_grid,
+        "tau_source": getattr(smk.input, "tau_source", None) and str(smk.input.tau_source),
         "steps": dict(zip(smk.params.policies, smk.output.steps, strict=True)),
         "examples": dict(zip(smk.params.policies, smk.output.examples, strict=True)),
         "costs": str(smk.output.costs),
@@ -330,6 +331,15 @@ def online_frontier_points(smk) -> None:
         pd.DataFrame(rows).to_csv(smk.output.points, index=False)
 
 
+def shared_tau(source: dict, rule: str) -> dict:
+    """A rule's τ from the costs.json of the run that chose it (`online.shared_tau`), with that
+    choice's grid, held-out AUCs and seconds: what finding the policy costs is the same, paid
+    once for every seed."""
+    chosen = source["policies"][rule]
+    return {"tau": chosen["tau"], "grid": chosen["grid"], "held_out_auc": chosen["held_out_auc"],
+            "seconds": chosen["selection_seconds"], "tau_from": source["run"]}  # fmt: skip
+
+
 def evaluate_online_run(spec: dict) -> None:
     """`evaluate_online` in this process. Timed alike (wall seconds of `evaluate_policy`): each
     τ candidate's run, each online policy's evaluation and a conventional evaluation with the
@@ -348,8 +358,13 @@ def evaluate_online_run(spec: dict) -> None:
     evaluate = run.settings["evaluate"]
     dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
     costs: dict = {"run": run.settings["name"], "seed": spec["seed"], "policies": {}}
+    shared = json.loads(Path(spec["tau_source"]).read_text()) if spec["tau_source"] else None
     for rule in ONLINE_POLICIES:
-        if rule in TAU_RULES:
+        if rule in TAU_RULES and shared is not None:
+            chosen = shared_tau(shared, rule)
+            log.info("%s: τ = %g, chosen at %s's held-out desired examples (online.shared_tau)",
+                     rule, chosen["tau"], shared["run"])  # fmt: skip
+        elif rule in TAU_RULES:
             chosen = online.choose_tau(held_out, theta0, rule, spec["tau_grid"][rule])
             log.info("%s: τ = %g (held-out AUC per τ: %s)", rule, chosen["tau"],
                      dict(zip(chosen["grid"], chosen["held_out_auc"], strict=True)))  # fmt: skip

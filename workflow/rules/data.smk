@@ -33,6 +33,7 @@ rule tinystories_data:  # {dataset} ends in a hash of the story files' bytes: an
         "results/logs/data/{dataset}.log",
     conda:
         ENV
+    priority: lambda w: dataset_priority(config, w.dataset)
     resources:
         **light_job(mem_mb=4000, runtime=30),
     script:

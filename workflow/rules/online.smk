@@ -4,11 +4,24 @@
 # conventional, near-optimal and online policies over `online.seeds`, and the online policies'
 # Learning-Law statistics beside Figure 7's (results/<experiment>/learning_law/online_policies.csv).
 
-from pipeline.config import KINDS, ONLINE_POLICIES, online_near_optimal_runs, online_runs
+from pipeline.config import (
+    KINDS,
+    ONLINE_POLICIES,
+    online_near_optimal_runs,
+    online_runs,
+    tau_source_run,
+)
+
+
+def tau_source(wildcards):
+    """The main seed's costs.json, whose τ this run uses (`online.shared_tau`), or nothing."""
+    source = tau_source_run(config, settings(wildcards.run)["kind"], wildcards.run)
+    return {"tau_source": paths.run_file(paths.COSTS, source)} if source else {}
 
 
 rule evaluate_online:
     input:
+        unpack(tau_source),
         data=data_files,
     output:
         steps=[paths.steps_dump("{run}", p) for p in ONLINE_POLICIES],
@@ -26,6 +39,7 @@ rule evaluate_online:
     benchmark:
         "results/benchmarks/{run}/evaluate_online.tsv"
     threads: run_job_total("threads")
+    priority: lambda w: job_priority(config, w.run, "online")
     resources:
         **TRAINING_RESOURCES,
     conda:

@@ -21,6 +21,7 @@ rule optimize_policy:
     benchmark:
         "results/benchmarks/{run}/optimize_policy.tsv"
     threads: run_job_total("threads")
+    priority: lambda w: job_priority(config, w.run, "optimize")
     resources:
         **TRAINING_RESOURCES,
     conda:
@@ -47,6 +48,7 @@ rule evaluate_policy:
     benchmark:
         "results/benchmarks/{run}/evaluate_{policy}.tsv"
     threads: run_job_total("threads")
+    priority: lambda w: job_priority(config, w.run, "evaluate")
     resources:
         **TRAINING_RESOURCES,
     conda:
