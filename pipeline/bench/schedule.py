@@ -322,7 +322,8 @@ def gantt(jobs: pd.DataFrame, outputs: list[Path], labelled: int = LONGEST_LABEL
             )
     top = jobs["wall_s"].nlargest(labelled).index
     for i in top:
-        text = f"{label(jobs.loc[i])} ({duration(jobs.at[i, 'wall_s'])})"
+        failed = ", failed" if jobs.at[i, "status"] == "failed" else ""
+        text = f"{label(jobs.loc[i])} ({duration(jobs.at[i, 'wall_s'])}{failed})"
         right = end[i] < 0.6 * span
         ax.text(
             end[i] + span * 0.005 if right else begin[i] - span * 0.005,
