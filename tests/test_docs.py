@@ -174,7 +174,8 @@ def test_rule_docs_writes_every_file_the_docs_link(smoke_run, tmp_path):
             }
         )
     )
-    snakemake(tmp_path, "docs", "--configfile", SMOKE, str(tmp_path / "stories.yaml"), str(overlay))
+    snakemake(tmp_path, "docs", "docs_studies", "--configfile", SMOKE, str(tmp_path / "stories.yaml"),
+              str(overlay))  # fmt: skip
     out = tmp_path / docs.DOCS_RESULTS
     linked = set()
     for page in [README, *PAGES]:
@@ -183,7 +184,8 @@ def test_rule_docs_writes_every_file_the_docs_link(smoke_run, tmp_path):
             if path.parent == (ROOT / docs.DOCS_RESULTS).resolve():
                 linked.add(path.name)
     linked = {name for name in linked if not OPTIMUM_FILES.match(name)}
-    assert {"at_a_glance.md", "README.md", "transformer_ablation.md"} <= linked
+    assert {"at_a_glance.md", "README.md", "transformer_ablation.md",
+            "studies_provenance.md"} <= linked  # fmt: skip
     missing = [name for name in sorted(linked) if not (out / name).exists()]
     assert not missing, f"rule docs does not write {missing}"
     glance = (tmp_path / "results" / "at_a_glance.md").read_text()
@@ -196,6 +198,8 @@ def test_rule_docs_writes_every_file_the_docs_link(smoke_run, tmp_path):
     assert docs.glance_rows(glance) and not docs.glance_rows(block)  # a smoke table: a link
     assert "a reduced size" in block and "a reduced size" in (out / "README.md").read_text()
     assert "`workflow/presets/smoke.yaml`" in (out / "README.md").read_text()
+    studies = (out / "studies_provenance.md").read_text()
+    assert "snakemake docs_studies" in studies and "a reduced size" in studies
 
 
 def test_no_code_comment_points_at_a_readme_section_or_the_spec():
