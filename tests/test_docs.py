@@ -174,8 +174,8 @@ def test_rule_docs_writes_every_file_the_docs_link(smoke_run, tmp_path):
             }
         )
     )
-    snakemake(tmp_path, "docs", "docs_studies", "--configfile", SMOKE, str(tmp_path / "stories.yaml"),
-              str(overlay))  # fmt: skip
+    stories = str(tmp_path / "stories.yaml")
+    snakemake(tmp_path, "docs", "docs_studies", "--configfile", SMOKE, stories, str(overlay))
     out = tmp_path / docs.DOCS_RESULTS
     linked = set()
     for page in [README, *PAGES]:

@@ -300,3 +300,6 @@ def test_the_critical_path_is_scheduled_first():
     assert job_priority(config, sweep, "optimize") > job_priority(config, "perceptron",
                                                                   "optimize") > 0  # fmt: skip
     assert job_priority(config, sweep, "evaluate") == 0
+    # the main run's online job is a long job like the other seeds' (before: 0, started last)
+    assert job_priority(config, "transformer", "online") == job_priority(config, "transformer-s1",
+                                                                         "online") > 0  # fmt: skip

@@ -286,8 +286,8 @@ def _is_critical(config: dict, spec: RunSpec) -> bool:
 def job_priority(config: dict, run: str, stage: str) -> int:
     """The scheduling priority of run `run`'s job at `stage` (optimize | evaluate | online)."""
     spec = run_spec(config, run)
-    if _is_critical(config, spec):
-        return CRITICAL_PATH_PRIORITY.get(stage, 0)
+    if _is_critical(config, spec) and stage in CRITICAL_PATH_PRIORITY:
+        return CRITICAL_PATH_PRIORITY[stage]
     return LONG_JOB_PRIORITY.get((spec.kind, stage), 0)
 
 
