@@ -178,6 +178,9 @@ def _study_identities(config: dict, ablation, out: list) -> None:
                 ablation(kind, [label], [s])
             else:
                 out.append((kind, family, label, s, _block(config, kind)))
+    for s in config.get("minibatch_online", {}).get("seeds", []):  # minibatch_runs'
+        family, label, s = _online_identity(config, "transformer", s)
+        out.append(("transformer", family, label, s, _block(config, "transformer")))
 
 
 def _build(config: dict) -> dict[str, RunSpec]:
