@@ -217,6 +217,52 @@ def test_run_policy_draws_candidate_batches_for_the_selection():
     assert (clean["perturbed_share"].dropna() == 0).all()
 
 
+# --- the table -------------------------------------------------------------------------------
+
+
+def _curve(test_losses: list[float], share: float) -> pd.DataFrame:
+    """A hand-made curve of 12 steps evaluated every 4."""
+    test = [math.nan] * 13
+    for i, loss in enumerate(test_losses):
+        test[4 * i] = loss
+    return pd.DataFrame({"step": range(13), "test_loss": test,
+                         "perturbed_share": [share] * 12 + [math.nan]})  # fmt: skip
+
+
+def test_the_table_counts_the_acceleration_in_steps_and_in_flops():
+    """AR in steps on the evaluation grid, at equal FLOPs scaled by the FLOPs per step; CR on
+    the evaluated test losses; shares averaged over the steps; mean ± sd over seeds."""
+    from pipeline.analysis.minibatch import mean_curves, policy_table, runs_table
+
+    def costs(flops: int, value=None, grid=()):
+        return {"step_flops": flops, "value": value, "grid": list(grid), "run_seconds": 1.0,
+                "selection_seconds": 0.0}  # fmt: skip
+
+    runs = {
+        seed: {
+            "conventional": (_curve([3.0, 2.5, 2.2, 2.0], 0.5), costs(100)),
+            # reaches the conventional final 2.0 at the 2nd evaluation (step 8) instead of 12
+            "online_greedy": (_curve([3.0, 2.2, 2.0 - seed / 10, 1.9], 0.1 * (seed + 1)),
+                              costs(300, 10.0, [1.0, 10.0])),
+        }
+        for seed in (0, 1)
+    }  # fmt: skip
+    per_run = runs_table(runs, log_vocab=math.log(16))
+    greedy = per_run[per_run["policy"] == "online_greedy"].reset_index(drop=True)
+    assert greedy["test_ar"].tolist() == [1.5, 1.5]
+    assert greedy["test_ar_flops"].tolist() == pytest.approx([0.5, 0.5])
+    assert greedy["test_cr"][0] == pytest.approx(math.log(16) / ((2.2 + 2.0 + 1.9) / 3))
+    assert greedy["perturbed_share"].tolist() == pytest.approx([0.1, 0.2])
+    assert bool(greedy["value_at_grid_end"][0])
+    numbers, shown = policy_table(per_run, ["conventional", "online_greedy"])
+    assert numbers["test_ar_mean"].tolist() == [1.0, 1.5]
+    assert numbers.loc[1, "perturbed_share_sd"] == pytest.approx(math.sqrt(0.005))
+    assert shown.loc[1, "τ or B per seed"] == "10*, 10*"
+    curves = mean_curves(runs)
+    last = curves[(curves["policy"] == "online_greedy") & (curves["step"] == 12)].iloc[0]
+    assert last["flops"] == 3600 and last["test_loss"] == pytest.approx(1.9)
+
+
 # --- configuration --------------------------------------------------------------------------
 
 

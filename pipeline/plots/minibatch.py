@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+from matplotlib.ticker import EngFormatter
 
 from pipeline.plots.online import ONLINE_COLOURS
 from pipeline.plots.style import (
@@ -24,7 +25,8 @@ STYLES = {"clean_only": "--"}
 def plot_minibatch(curves: pd.DataFrame, order: list[str], outputs: Sequence[str]):
     """Two panels, test loss (mean over seeds, band ± sd) against AdamW steps and against the
     FLOPs of training (log scale: an online step costs several conventional ones), one line per
-    policy in `order`. `curves` is `analysis.minibatch.mean_curves`. Returns the saved figure."""
+    policy in `order`, and the conventional final loss (dotted) whose first reach AR counts.
+    `curves` is `analysis.minibatch.mean_curves`. Returns the saved figure."""
     fig, (by_step, by_flops) = new_figure(11.0, 4.0, ncols=2, sharey=True, layout="constrained")
     for policy in order:
         points = curves[curves["policy"] == policy].sort_values("step")
@@ -38,11 +40,17 @@ def plot_minibatch(curves: pd.DataFrame, order: list[str], outputs: Sequence[str
         by_flops.plot(points.loc[later, "flops"], points.loc[later, "test_loss"], **style)
         by_flops.fill_between(points.loc[later, "flops"], low[later], high[later],
                               color=COLOURS[policy], alpha=0.15, lw=0)  # fmt: skip
+    final = curves[curves["policy"] == "conventional"].sort_values("step")["test_loss"]
+    if len(final):  # the level whose first reach the AR counts
+        for ax in (by_step, by_flops):
+            ax.axhline(final.iloc[-1], color=CONVENTIONAL, linestyle=":", lw=1.0,
+                       label="conventional final loss" if ax is by_step else None)  # fmt: skip
     by_step.set_xlabel("AdamW step")
     by_step.set_ylabel("test loss [nats per token]")
     by_step.set_title("test loss against steps", fontsize=10)
     by_flops.set_xscale("log")
     readable_log_ticks(by_flops, which="x")
+    by_flops.xaxis.set_major_formatter(EngFormatter(sep=" "))  # 20 G, 1 T: FLOPs
     by_flops.set_xlabel("training FLOPs (weighting and step; evaluations not counted)")
     by_flops.set_title("test loss against FLOPs", fontsize=10)
     place_legend(by_step, fontsize=8)
