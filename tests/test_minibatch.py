@@ -36,7 +36,7 @@ from tests.conftest import SMOKE, assert_drawn, merged_config, snakemake
 
 VOCAB, SEQ = 24, 8
 BLOCK = {"steps": 12, "batch_size": 4, "candidate_batch": [8, 16], "lr": 1e-2, "warmup": 3,
-         "min_lr_fraction": 0.1, "weight_decay": 0.1, "betas": [0.9, 0.95], "eval_every": 4,
+         "min_lr_fraction": 0.1, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "eval_every": 4,
          "tau_grid": {"online_greedy": [1.0, 100.0], "online_softmax": [1e-3, 1.0]}}  # fmt: skip
 
 

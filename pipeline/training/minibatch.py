@@ -50,7 +50,7 @@ class AdamWSchedule:
         """The schedule of a `minibatch_online` block."""
         return cls(int(block["steps"]), float(block["lr"]), int(block["warmup"]),
                    float(block["min_lr_fraction"]), float(block["weight_decay"]),
-                   (float(block["betas"][0]), float(block["betas"][1])))  # fmt: skip
+                   (float(block["beta1"]), float(block["beta2"])))  # fmt: skip
 
 
 def learning_rate(step: int, schedule: AdamWSchedule) -> float:
