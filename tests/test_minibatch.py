@@ -79,8 +79,9 @@ def test_batch_weights_follow_the_online_rules_on_hand_made_contributions():
     greedy = batch_weights("online_greedy", ct, 1.0)
     assert torch.allclose(greedy, torch.tensor([0.45, 0.05, 0.15, 0.35], dtype=torch.float64))
     # a large τ puts everything on the best example
-    assert torch.equal(batch_weights("online_greedy", ct, 1e6), torch.tensor([1.0, 0, 0, 0],
-                                                                         dtype=torch.float64))
+    assert torch.equal(
+        batch_weights("online_greedy", ct, 1e6), torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)
+    )
     positive = batch_weights("online_positive", ct, None)
     assert torch.allclose(positive, torch.tensor([0.6, 0.0, 0.0, 0.4], dtype=torch.float64))
     none_positive = batch_weights("online_positive", -ct.abs(), None)

@@ -67,6 +67,7 @@ def minibatch_run(smk) -> None:
         except TrainingDiverged as err:
             raise RuntimeError(f"{err}: lower `minibatch_online.lr` (= {block['lr']:g})") from None
         step_flops = minibatch.step_flops(run, theta0, policy, chosen["value"], block, perturbed)
+        curve["flops"] = curve["step"].astype("int64") * step_flops  # training FLOPs to step t
         costs = {
             "run": run.settings["name"], "seed": seed, "policy": policy,
             "value": chosen["value"], "grid": chosen["grid"],

@@ -46,6 +46,7 @@ from pipeline.training.minibatch import (
 
 log = logging.getLogger(__name__)
 
+
 def batch_weights(rule: str, contribution: Tensor, tau: float | None) -> Tensor:
     """The weights of a batch's examples under online rule `rule` from their contributions."""
     return online_row(rule, contribution, tau)
