@@ -19,6 +19,7 @@ from pipeline.models.transformer import Transformer, TransformerShape
 from pipeline.policy.minibatch import (
     batch_weights,
     choose_value,
+    offline_pool,
     run_policy,
     select_weighting,
     top_b,
@@ -100,6 +101,13 @@ def test_top_b_keeps_the_highest_contributions_the_earlier_of_equals_first():
     assert sorted(top_b(ct, 5).tolist()) == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="batch_size"):
         top_b(ct, 6)
+
+
+def test_offline_selection_keeps_the_examples_the_policy_weighs_most():
+    scores = torch.tensor([0.05, 0.30, 0.0, 0.25, 0.30, 0.10])
+    assert offline_pool(scores, 0.5).tolist() == [1, 3, 4]  # in index order
+    assert offline_pool(scores, 1 / 6).tolist() == [1]  # the earlier of equals
+    assert offline_pool(scores, 1.0).tolist() == list(range(6))
 
 
 def test_selection_keeps_the_candidates_whose_contribution_is_highest():
@@ -268,9 +276,17 @@ def test_the_table_counts_the_acceleration_in_steps_and_in_flops():
 
 
 def test_minibatch_runs_are_the_online_comparisons_transformer_runs():
-    config = merged_config({"minibatch_online": {"seeds": [0, 3]}})
+    from pipeline.config import offline_selection_run, run_settings
+
+    block = {"seeds": [0, 3], "references": ["clean_only", "offline_selection"]}
+    config = merged_config({"minibatch_online": block})
     validate_config(config)
     assert minibatch_runs(config) == [(0, "transformer"), (3, "transformer-s3")]
+    scores = offline_selection_run(config, 3)
+    assert scores == "transformer-time_independent-s3"
+    settings = run_settings(config, scores)  # in the registry: the scores' run is asked for
+    assert settings["policy"]["form"] == "time_independent"
+    assert settings["data_name"] == run_settings(config, "transformer-s3")["data_name"]
 
 
 @pytest.mark.parametrize(
@@ -280,6 +296,10 @@ def test_minibatch_runs_are_the_online_comparisons_transformer_runs():
         ({"candidate_batch": [8]}, "minibatch_online.candidate_batch"),
         ({"batch_size": 40}, "minibatch_online.batch_size"),
         ({"warmup": 30}, "minibatch_online.warmup"),
+        (
+            {"references": ["offline_selection"], "offline_fraction": 0.1},
+            "minibatch_online.batch_size",
+        ),
     ],
 )
 def test_bad_minibatch_settings_are_refused_by_name(change, setting):
@@ -292,15 +312,17 @@ def test_bad_minibatch_settings_are_refused_by_name(change, setting):
 
 
 def test_the_smoke_target_writes_its_table_and_figure(tmp_path, stories_path):
+    """Every policy and both references (offline_selection's time-independent policy optimised
+    at the smoke size first)."""
     overlay = tmp_path / "stories.yaml"
-    overlay.write_text(
-        yaml.safe_dump({"transformer": {"data": {"local_files": [str(stories_path)]}}})
-    )
+    stories = {"data": {"local_files": [str(stories_path)]}}
+    references = {"references": ["clean_only", "offline_selection"]}
+    overlay.write_text(yaml.safe_dump({"transformer": stories, "minibatch_online": references}))
     snakemake(tmp_path, "minibatch_online", "--configfile", SMOKE, str(overlay))
     results = tmp_path / "results"
     table = pd.read_csv(results / "tables" / "minibatch_online.csv")
     expected = ["conventional", "online_greedy", "online_positive", "online_softmax",
-                "online_select", "clean_only"]  # fmt: skip
+                "online_select", "clean_only", "offline_selection"]  # fmt: skip
     assert table["policy"].tolist() == expected
     conventional = table.set_index("policy").loc["conventional"]
     assert conventional["test_ar_mean"] == 1 and conventional["step_flops_ratio_mean"] == 1

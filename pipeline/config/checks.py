@@ -10,7 +10,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 
 from pipeline.config.datasets import format_number
-from pipeline.config.runs import MAX_SAVED_POLICIES, saved_policy_count
+from pipeline.config.runs import MAX_SAVED_POLICIES, OFFLINE_SELECTION_VARIANT, saved_policy_count
 from pipeline.config.schema import (
     ABLATION_EXPERIMENTS,
     PATH_STUDIES,
@@ -181,13 +181,24 @@ def _minibatch_problems(config: dict) -> list[str]:
                 f"`minibatch_online.candidate_batch` {bad}: each B must exceed `minibatch_online."
                 f"batch_size` = {b} and be at most `transformer.data.n_train` = {n}."
             )
-    largest = clean if "clean_only" in block["references"] else n
-    if b > largest:
-        problems.append(
-            f"`minibatch_online.batch_size` = {b} exceeds the {largest} training examples "
-            f"{'clean_only draws from (the clean ones)' if largest == clean else 'there are'}: "
-            "lower it (or raise `transformer.data.n_train`)."
-        )
+    pools = {"the training set": n}
+    if "clean_only" in block["references"]:
+        pools["clean_only's clean examples"] = clean
+    if "offline_selection" in block["references"]:
+        pools["offline_selection's kept examples"] = int(round(block["offline_fraction"] * n))
+        if OFFLINE_SELECTION_VARIANT not in config["transformer_ablation"]["definitions"]:
+            problems.append(
+                "`minibatch_online.references` lists offline_selection, whose scores come from "
+                f"`transformer_ablation.definitions.{OFFLINE_SELECTION_VARIANT}`, which is not "
+                "defined: define it (config.yaml has it) or drop offline_selection."
+            )
+    for pool, size in pools.items():
+        if b > size:
+            problems.append(
+                f"`minibatch_online.batch_size` = {b} exceeds the {size} examples of {pool} "
+                "that batches are drawn from: lower it (or `minibatch_online.references`, "
+                "`offline_fraction`, `transformer.data.n_train`)."
+            )
     return problems
 
 

@@ -40,6 +40,26 @@ def perturbed_mask(train_path: str | Path):
     return torch.as_tensor(column.to_numpy(zero_copy_only=False), dtype=torch.bool)
 
 
+def offline_scores(smk, n_train: int):
+    """`offline_selection`'s scores: the weight of each training example under the saved
+    time-independent policy (its first row: every row is the same), after checking that it was
+    optimised on this run's data set."""
+    from pipeline.jobs.training import load_policy  # torch: after job() set the environment
+
+    p = smk.params
+    if p.scores_data != p.settings["data_name"]:
+        raise ValueError(
+            f"offline_selection: the policy of {p.scores_run} was optimised on the data set "
+            f"{p.scores_data}, this run's is {p.settings['data_name']}: the time-independent "
+            "variant of `transformer_ablation` must keep the main `transformer.data`"
+        )
+    policy = load_policy(Path(smk.input.policies) / f"{p.scores_policy}.pt")
+    if policy.shape[-1] != n_train:
+        raise ValueError(f"offline_selection: {p.scores_run}'s policy weighs {policy.shape[-1]} "
+                         f"examples, the training set has {n_train}")  # fmt: skip
+    return policy[0]
+
+
 def minibatch_run(smk) -> None:
     """One policy's minibatch run at one seed: results/<run>/minibatch/<policy>/."""
     with job(rule_log(smk), smk.threads, uses_torch=True):
@@ -58,12 +78,21 @@ def minibatch_run(smk) -> None:
         split = load_run(online.split_settings(run.settings), data_dir, device, dtype)
         held_out = online.held_out_run(split)  # the held-out desired examples as `test`
         chosen = minibatch.choose_value(held_out, theta0, policy, block, seed, perturbed)
+        pool, kept = None, {}
+        if policy == "offline_selection":
+            pool = minibatch.offline_pool(offline_scores(smk, run.n_train),
+                                          float(block["offline_fraction"]))  # fmt: skip
+            kept = {"kept": int(pool.numel()),
+                    "kept_perturbed_share": float(perturbed[pool].float().mean()),
+                    "scores_from": p.scores_run}  # fmt: skip
+            log.info("offline_selection: %d examples kept, %.0f %% of them perturbed",
+                     kept["kept"], 100 * kept["kept_perturbed_share"])  # fmt: skip
         if chosen["grid"]:
             log.info("%s: %s chosen (held-out loss per candidate: %s)", policy, chosen["value"],
                      dict(zip(chosen["grid"], chosen["held_out_loss"], strict=True)))  # fmt: skip
         try:
             curve = minibatch.run_policy(run, theta0, policy, chosen["value"], block, seed,
-                                         perturbed)  # fmt: skip
+                                         perturbed, pool)  # fmt: skip
         except TrainingDiverged as err:
             raise RuntimeError(f"{err}: lower `minibatch_online.lr` (= {block['lr']:g})") from None
         step_flops = minibatch.step_flops(run, theta0, policy, chosen["value"], block, perturbed)
@@ -73,7 +102,7 @@ def minibatch_run(smk) -> None:
             "value": chosen["value"], "grid": chosen["grid"],
             "held_out_loss": chosen["held_out_loss"], "selection_seconds": chosen["seconds"],
             "run_seconds": float(curve["step_seconds"].sum()), "step_flops": step_flops,
-            "flops": step_flops * int(block["steps"]),
+            "flops": step_flops * int(block["steps"]), **kept,
         }  # fmt: skip
         final = curve["test_loss"].dropna().iloc[-1]
         log.info("%s: final test loss %.4f, %.1f s, %.3g FLOPs per step", policy, final,

@@ -18,8 +18,8 @@ from pipeline.plots.style import (
 )
 
 COLOURS = {"conventional": CONVENTIONAL, **ONLINE_COLOURS, "online_select": "#C44E52",
-           "clean_only": PAPER}  # fmt: skip
-STYLES = {"clean_only": "--"}
+           "clean_only": PAPER, "offline_selection": "#937860"}  # fmt: skip
+STYLES = {"clean_only": "--", "offline_selection": "-."}
 
 
 def plot_minibatch(curves: pd.DataFrame, order: list[str], outputs: Sequence[str]):

@@ -9,7 +9,10 @@ the desired-set gradient ∇L_dsr(θ_t) and, by one forward-mode JVP over the ba
 - `online_select`: out of a candidate batch of B > b examples the b with the highest CT, each
   weighted 1/b (gradient-alignment selection, the form data-selection methods use);
 - `clean_only` (a reference that knows the perturbation): conventional batches drawn from the
-  clean training examples alone.
+  clean training examples alone;
+- `offline_selection` (an opt-in reference): conventional batches drawn from the examples a
+  time-independent policy, optimised once at full batch, weighs most (`offline_pool`): selection
+  by the scores of an optimised policy, as PMP-based data selection does.
 
 τ (and B for `online_select`) is chosen on the held-out part of the desired set, as for the
 full-batch online policies: one run per candidate on `online.held_out_run` (the held-out
@@ -90,7 +93,7 @@ def select_weighting(run: Run, b: int) -> Weighting:
 
 def weighting(run: Run, policy: str, value: float | None, batch_size: int) -> Weighting:
     """The weighting of `policy` at its chosen value (τ, or B for `online_select`)."""
-    if policy in ("conventional", "clean_only"):
+    if policy in ("conventional", "clean_only", "offline_selection"):
         return uniform_weighting()
     if policy == "online_select":
         return select_weighting(run, batch_size)
@@ -113,11 +116,29 @@ def training_pool(policy: str, perturbed: Tensor) -> Tensor:
     return torch.arange(perturbed.numel())
 
 
-def run_policy(run: Run, theta0: Tensor, policy: str, value: float | None, block: dict,
-               seed: int, perturbed: Tensor) -> pd.DataFrame:  # fmt: skip
-    """The curve (`train_minibatch`) of `policy` at `value` on `run`, batches drawn with `seed`."""
+def offline_pool(scores: Tensor, fraction: float) -> Tensor:
+    """The training examples `offline_selection` keeps: the round(fraction · N) of the highest
+    score (weight under the time-independent policy; the earlier of equals first), in index
+    order."""
+    keep = max(1, int(round(fraction * scores.numel())))
+    return top_b(scores, keep).sort().values
+
+
+def run_policy(
+    run: Run,
+    theta0: Tensor,
+    policy: str,
+    value: float | None,
+    block: dict,
+    seed: int,
+    perturbed: Tensor,
+    pool: Tensor | None = None,
+) -> pd.DataFrame:
+    """The curve (`train_minibatch`) of `policy` at `value` on `run`, batches drawn with `seed`
+    from `pool` (default: `training_pool`; `offline_selection`'s is `offline_pool`)."""
     size = draw_size(policy, value, int(block["batch_size"]))
-    batches = sample_batches(training_pool(policy, perturbed), size, int(block["steps"]), seed)
+    pool = training_pool(policy, perturbed) if pool is None else pool
+    batches = sample_batches(pool, size, int(block["steps"]), seed)
     curve, _ = train_minibatch(run, theta0, weighting(run, policy, value,
                                                       int(block["batch_size"])),
                                AdamWSchedule.from_settings(block), batches,

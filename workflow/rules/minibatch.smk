@@ -3,7 +3,12 @@
 # `minibatch_online.seeds` and policy a run (its τ or B chosen on the held-out desired examples),
 # then a table and a figure over the seeds (docs/minibatch.md).
 
-from pipeline.config import MINIBATCH_POLICIES, minibatch_runs
+from pipeline.config import (
+    MINIBATCH_POLICIES,
+    MINIBATCH_REFERENCES,
+    minibatch_runs,
+    offline_selection_run,
+)
 
 
 def minibatch_policies():
@@ -11,7 +16,7 @@ def minibatch_policies():
     ratio is against it)."""
     block = config["minibatch_online"]
     chosen = ["conventional", *block["policies"], *block["references"]]
-    return [p for p in MINIBATCH_POLICIES + ["clean_only"] if p in chosen]
+    return [p for p in MINIBATCH_POLICIES + MINIBATCH_REFERENCES if p in chosen]
 
 
 def minibatch_jobs():
@@ -19,9 +24,27 @@ def minibatch_jobs():
     return [(s, r, p) for s, r in minibatch_runs(config) for p in minibatch_policies()]
 
 
+def scores_run(wildcards):
+    """The run whose time-independent policy scores the examples (`offline_selection`)."""
+    return offline_selection_run(config, settings(wildcards.run)["seed"])
+
+
+def minibatch_inputs(wildcards):
+    """The run's data; for `offline_selection` also the scoring run's saved policies."""
+    inputs = {"data": data_files(wildcards)}
+    if wildcards.mpolicy == "offline_selection":
+        inputs["policies"] = paths.run_file(paths.POLICIES, scores_run(wildcards))
+    return inputs
+
+
+def scores_param(get):
+    """A param of `offline_selection`'s scoring run (None for the other policies)."""
+    return lambda w: get(scores_run(w)) if w.mpolicy == "offline_selection" else None
+
+
 rule minibatch_run:
     input:
-        data=data_files,
+        unpack(minibatch_inputs),
     output:
         curve=paths.MINIBATCH_CURVE,
         costs=paths.MINIBATCH_COSTS,
@@ -30,6 +53,9 @@ rule minibatch_run:
         seed=lambda w: settings(w.run)["seed"],
         policy=lambda w: w.mpolicy,
         minibatch=config["minibatch_online"],
+        scores_run=scores_param(lambda run: run),
+        scores_policy=scores_param(near_optimal),  # its near-optimal (held-out selected) policy
+        scores_data=scores_param(lambda run: settings(run)["data_name"]),
         device=config["device"],  # params, not read from config: a change reruns the job
         dtype=config["dtype"],
     log:
@@ -37,7 +63,7 @@ rule minibatch_run:
     benchmark:
         "results/benchmarks/{run}/minibatch_{mpolicy}.tsv"
     wildcard_constraints:
-        mpolicy="|".join(MINIBATCH_POLICIES + ["clean_only"]),
+        mpolicy="|".join(MINIBATCH_POLICIES + MINIBATCH_REFERENCES),
     threads: 1
     resources:
         **ONE_PROCESS_RESOURCES,
