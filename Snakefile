@@ -25,6 +25,7 @@ include: "workflow/rules/learning_law.smk"
 include: "workflow/rules/ablation.smk"  # `snakemake perceptron_ablation`, not part of `all`
 include: "workflow/rules/online.smk"  # beyond the paper: online policies (in `all`)
 include: "workflow/rules/optimum.smk"  # `snakemake policy_frontier`, `optimum_k`: not in `all`
+include: "workflow/rules/minibatch.smk"  # `snakemake minibatch_online`: not in `all`
 include: "workflow/rules/at_a_glance.smk"  # after every rules file whose outputs it judges
 include: "workflow/rules/bench.smk"  # `snakemake benchmark`, not part of `all`
 include: "workflow/rules/device_check.smk"  # `snakemake device_check`, not part of `all`

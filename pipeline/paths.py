@@ -12,7 +12,7 @@ import re
 from functools import cache
 from pathlib import Path, PurePosixPath
 
-from pipeline.config import ONLINE_POLICIES
+from pipeline.config import MINIBATCH_POLICIES, MINIBATCH_REFERENCES, ONLINE_POLICIES
 
 RESULTS = "results"
 
@@ -26,6 +26,8 @@ COSTS = "results/{run}/online/costs.json"
 FLOPS = "results/{run}/online/flops.json"
 FRONTIER_POINTS = "results/{run}/online/frontier_points.csv"
 LEARNING_LAW = "results/{run}/learning_law/{name}"  # policies.csv, sim_cr_fit.json, …
+MINIBATCH_CURVE = "results/{run}/minibatch/{mpolicy}/curve.parquet"  # minibatch_online
+MINIBATCH_COSTS = "results/{run}/minibatch/{mpolicy}/costs.json"
 RESUME = "results/{run}/resume"  # optimize_policy's state between epochs (not an output)
 # --- per data set: results/data/<name>/ ------------------------------------------------------
 DATA = "results/data/{name}/{file}"
@@ -57,6 +59,10 @@ WRITERS: tuple[tuple[str, str], ...] = (
     (SUMMARY, "summarize"),
     (FLOPS, "online_flops"),
     (FRONTIER_POINTS, "online_frontier_points"),
+    (MINIBATCH_CURVE, "minibatch_run"),
+    (MINIBATCH_COSTS, "minibatch_run"),
+    ("results/tables/minibatch_online{table_part}.{table_ext}", "minibatch_online_table"),
+    ("results/figures/minibatch_online.{figure_ext}", "minibatch_online_table"),
     ("results/{kind}/learning_law/online_policies.csv", "online_policies_experiment"),
     ("results/{run}/learning_law/perturbed_weight.csv", "perturbed_weight"),
     ("results/{run}/learning_law/{law_file}", "learning_law"),
@@ -87,6 +93,7 @@ _WILDCARDS = {
     "run": rf"(?!(?:{'|'.join(_RESERVED)})/)[^/]+",
     "policy": r"[^/]+",
     "online": "|".join(ONLINE_POLICIES),
+    "mpolicy": "|".join(MINIBATCH_POLICIES + MINIBATCH_REFERENCES),
     "pdataset": r"perceptron[^/]*",
     "dataset": r"[^/]+",
     "name": r"[^/]+",
@@ -165,6 +172,16 @@ def costs(run: str) -> str:
 
 def flops(run: str) -> str:
     return FLOPS.format(run=run)
+
+
+def minibatch_curve(run: str, policy: str) -> str:
+    """results/<run>/minibatch/<policy>/curve.parquet: a minibatch AdamW run's per-step curve."""
+    return MINIBATCH_CURVE.format(run=run, mpolicy=policy)
+
+
+def minibatch_costs(run: str, policy: str) -> str:
+    """results/<run>/minibatch/<policy>/costs.json: its chosen τ or B, FLOPs and seconds."""
+    return MINIBATCH_COSTS.format(run=run, mpolicy=policy)
 
 
 def learning_law(run: str, name: str) -> str:

@@ -247,7 +247,9 @@ def test_target_of_an_unsaved_epoch_fails_at_dag_build(tmp_path):
 
 #: Top-level settings the rules hand to their jobs whole, as `params` (so that a change reruns
 #: the jobs); the experiments' blocks reach the jobs through `run_settings`.
-WHOLE_PARAMS = ("device", "dtype", "learning_law", "scaling_law", "device_check")
+WHOLE_PARAMS = (
+    "device", "dtype", "learning_law", "scaling_law", "device_check", "minibatch_online",
+)  # fmt: skip
 # blocks the rules pass in parts, each part as it is spelled in a rule's params
 PART_PARAMS = {
     ("perceptron_ablation", "transformer_ablation"): [

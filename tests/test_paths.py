@@ -13,7 +13,7 @@ from tests.conftest import SMOKE, snakemake
 #: Every target of the workflow: `all` and those outside it.
 TARGETS = (
     "all", "perceptron_ablation", "transformer_ablation", "perceptron_seeds", "transformer_scale",
-    "policy_frontier", "optimum_k", "benchmark", "device_check",
+    "policy_frontier", "optimum_k", "benchmark", "device_check", "minibatch_online",
 )  # fmt: skip
 
 

@@ -23,12 +23,17 @@ from pipeline.config.registry import (
 from pipeline.config.runs import (
     KINDS,
     MAX_SAVED_POLICIES,
+    MINIBATCH_POLICIES,
+    MINIBATCH_REFERENCES,
+    OFFLINE_SELECTION_VARIANT,
     ONLINE_POLICIES,
     TAU_RULES,
     ablation_runs,
     at_grid_end,
     has_main_settings,
     main_variant,
+    minibatch_runs,
+    offline_selection_run,
     online_near_optimal_runs,
     online_runs,
     online_seeds,
@@ -61,11 +66,13 @@ from pipeline.config.schema import (
 )
 
 __all__ = [
-    "ABLATION_EXPERIMENTS", "KINDS", "MAX_SAVED_POLICIES", "ONLINE_POLICIES", "PATH_STUDIES",
+    "ABLATION_EXPERIMENTS", "KINDS", "MAX_SAVED_POLICIES", "MINIBATCH_POLICIES",
+    "MINIBATCH_REFERENCES", "OFFLINE_SELECTION_VARIANT", "ONLINE_POLICIES", "PATH_STUDIES",
     "SCHEMA_PATH", "TAU_RULES", "ConfigError", "RunSpec", "ablation_key", "ablation_runs",
     "all_run_names", "apply_defaults", "at_grid_end", "coerce_to_schema", "data_names",
     "dataset_name", "dataset_priority", "dataset_run", "format_number", "has_main_settings",
-    "job_priority", "load_schema", "main_variant", "merged", "online_near_optimal_runs",
+    "job_priority", "load_schema", "main_variant", "merged", "minibatch_runs",
+    "offline_selection_run", "online_near_optimal_runs",
     "online_runs", "online_seeds", "perceptron_seeds_runs", "policy_name", "registry",
     "run_name", "run_names", "run_processes",
     "run_settings", "run_spec", "saved_epochs", "saved_policy_count", "scale_run_name",

@@ -10,7 +10,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 
 from pipeline.config.datasets import format_number
-from pipeline.config.runs import MAX_SAVED_POLICIES, saved_policy_count
+from pipeline.config.runs import MAX_SAVED_POLICIES, OFFLINE_SELECTION_VARIANT, saved_policy_count
 from pipeline.config.schema import (
     ABLATION_EXPERIMENTS,
     PATH_STUDIES,
@@ -155,6 +155,53 @@ def _scale_name_problems(config: dict) -> list[str]:
     return problems  # fmt: skip
 
 
+def _minibatch_problems(config: dict) -> list[str]:
+    """`minibatch_online`: the batches fit the training set, B > b, the evaluations divide T."""
+    block = config.get("minibatch_online")
+    if block is None:
+        return []
+    data, b, problems = config["transformer"]["data"], block["batch_size"], []
+    n = data["n_train"]
+    clean = n - int(round(data["perturbed_fraction"] * n))
+    if block["steps"] % block["eval_every"]:
+        problems.append(
+            f"`minibatch_online.eval_every` = {block['eval_every']} does not divide "
+            f"`minibatch_online.steps` = {block['steps']}: the curves' AR is read on an evenly "
+            "spaced grid of steps; make steps a multiple of eval_every."
+        )
+    if block["warmup"] > block["steps"]:
+        problems.append(
+            f"`minibatch_online.warmup` = {block['warmup']} is longer than `minibatch_online."
+            f"steps` = {block['steps']}: lower warmup."
+        )
+    if "online_select" in block["policies"]:
+        bad = [c for c in block["candidate_batch"] if not b < c <= n]
+        if bad:
+            problems.append(
+                f"`minibatch_online.candidate_batch` {bad}: each B must exceed `minibatch_online."
+                f"batch_size` = {b} and be at most `transformer.data.n_train` = {n}."
+            )
+    pools = {"the training set": n}
+    if "clean_only" in block["references"]:
+        pools["clean_only's clean examples"] = clean
+    if "offline_selection" in block["references"]:
+        pools["offline_selection's kept examples"] = int(round(block["offline_fraction"] * n))
+        if OFFLINE_SELECTION_VARIANT not in config["transformer_ablation"]["definitions"]:
+            problems.append(
+                "`minibatch_online.references` lists offline_selection, whose scores come from "
+                f"`transformer_ablation.definitions.{OFFLINE_SELECTION_VARIANT}`, which is not "
+                "defined: define it (config.yaml has it) or drop offline_selection."
+            )
+    for pool, size in pools.items():
+        if b > size:
+            problems.append(
+                f"`minibatch_online.batch_size` = {b} exceeds the {size} examples of {pool} "
+                "that batches are drawn from: lower it (or `minibatch_online.references`, "
+                "`offline_fraction`, `transformer.data.n_train`)."
+            )
+    return problems
+
+
 def _cross_setting_problems(config: dict) -> list[str]:
     """Rules the schema cannot state: they relate two settings."""
     problems = [m for kind in ("perceptron", "transformer") for m in _process_errors(config, kind)]
@@ -168,6 +215,7 @@ def _cross_setting_problems(config: dict) -> list[str]:
         m for kind in ("perceptron", "transformer") for m in _step_size_problems(config, kind)
     ]
     problems += _scale_name_problems(config)
+    problems += _minibatch_problems(config)
     for kind in ABLATION_EXPERIMENTS:
         ablation = config[ablation_key(kind)]
         for variant in ablation["variants"]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pipeline.config.datasets import dataset_name, format_number, story_file_versions
 from pipeline.config.runs import (
     KINDS,
+    OFFLINE_SELECTION_VARIANT,
     _ablation_identity,
     _at_sweep_point,
     _online_identity,
@@ -178,6 +179,12 @@ def _study_identities(config: dict, ablation, out: list) -> None:
                 ablation(kind, [label], [s])
             else:
                 out.append((kind, family, label, s, _block(config, kind)))
+    minibatch = config.get("minibatch_online", {})
+    for s in minibatch.get("seeds", []):  # minibatch_runs'
+        family, label, s = _online_identity(config, "transformer", s)
+        out.append(("transformer", family, label, s, _block(config, "transformer")))
+    if "offline_selection" in minibatch.get("references", []):  # offline_selection_run
+        ablation("transformer", [OFFLINE_SELECTION_VARIANT], minibatch["seeds"])
 
 
 def _build(config: dict) -> dict[str, RunSpec]:

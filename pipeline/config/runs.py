@@ -31,6 +31,14 @@ from pipeline.config.schema import (
 ONLINE_POLICIES = ["online_greedy", "online_positive", "online_softmax"]
 #: The online policies with a τ chosen on the held-out desired examples (`online.tau_grid`).
 TAU_RULES = ["online_greedy", "online_softmax"]
+#: The batch weightings of `minibatch_online` (pipeline/policy/minibatch.py), in table order,
+#: and the references beside them: results/<run>/minibatch/<name>/.
+MINIBATCH_POLICIES = ["conventional", "online_greedy", "online_positive", "online_softmax",
+                      "online_select"]  # fmt: skip
+MINIBATCH_REFERENCES = ["clean_only", "offline_selection"]
+#: The `transformer_ablation` variant whose optimised policy scores the training examples for
+#: `offline_selection` (the time-independent policy of `policy_frontier`).
+OFFLINE_SELECTION_VARIANT = "time_independent"
 #: The most policies one run may save: each is evaluated by a training job of its own, and the
 #: DAG lists them all.
 MAX_SAVED_POLICIES = 1000
@@ -215,6 +223,21 @@ def online_runs(config: dict, kind: str) -> list[tuple[int, str]]:
     """(seed, run) of the online-policy comparison of experiment `kind` (its data and θ_0 drawn
     with that seed)."""
     return [(s, run_name(kind, *_online_identity(config, kind, s))) for s in online_seeds(config)]
+
+
+def minibatch_runs(config: dict) -> list[tuple[int, str]]:
+    """(seed, run) of `minibatch_online`: the Transformer's main settings at each seed, the run
+    of the online comparison's naming (the main run at the main seed, else transformer-s<seed>),
+    whose data set and θ_0 the minibatch runs use."""
+    return [(s, run_name("transformer", *_online_identity(config, "transformer", s)))
+            for s in config["minibatch_online"]["seeds"]]  # fmt: skip
+
+
+def offline_selection_run(config: dict, seed: int) -> str:
+    """The run whose near-optimal time-independent policy scores the training examples of
+    `offline_selection` at `seed`: transformer-time_independent-s<seed>, the same data set."""
+    identity = _ablation_identity(config, "transformer", OFFLINE_SELECTION_VARIANT, seed)
+    return run_name("transformer", *identity)
 
 
 def tau_source_run(config: dict, kind: str, run: str) -> str | None:
