@@ -15,6 +15,8 @@ os.environ.update(
 )
 
 from pipeline.config import (
+    MINIBATCH_POLICIES,
+    MINIBATCH_REFERENCES,
     ConfigError,
     ablation_runs,
     all_run_names,
@@ -23,6 +25,8 @@ from pipeline.config import (
     dataset_run,
     job_priority,
     main_variant,
+    minibatch_runs,
+    offline_selection_run,
     perceptron_seeds_runs,
     policy_name,
     run_names,
@@ -33,6 +37,7 @@ from pipeline.config import (
     scale_runs,
     scaling_sweep_runs,
     study_runs,
+    tau_source_run,
     validate_config,
     warm_start_run,
 )
@@ -359,3 +364,46 @@ def law_outputs(kind):
     names = [paths.table(f"optimum_learning_law_{kind}", ext) for ext in ("csv", "md")]
     names += [paths.table(f"optimum_verdicts_{kind}", ext) for ext in ("csv", "md")]
     return names + [paths.table(f"optimum_learning_law_{kind}_runs")]
+
+
+# The online policies (online.smk): a seed's τ from the main seed's job (`online.shared_tau`).
+
+
+def tau_source(wildcards):
+    """The main seed's costs.json, whose τ this run uses (`online.shared_tau`), or nothing."""
+    source = tau_source_run(config, settings(wildcards.run)["kind"], wildcards.run)
+    return {"tau_source": paths.run_file(paths.COSTS, source)} if source else {}
+
+
+# The minibatch comparison (minibatch.smk).
+
+
+def minibatch_policies():
+    """The policies and references run, in table order; the conventional one always (every
+    ratio is against it)."""
+    block = config["minibatch_online"]
+    chosen = ["conventional", *block["policies"], *block["references"]]
+    return [p for p in MINIBATCH_POLICIES + MINIBATCH_REFERENCES if p in chosen]
+
+
+def minibatch_jobs():
+    """(seed, run, policy) of every minibatch run."""
+    return [(s, r, p) for s, r in minibatch_runs(config) for p in minibatch_policies()]
+
+
+def scores_run(wildcards):
+    """The run whose time-independent policy scores the examples (`offline_selection`)."""
+    return offline_selection_run(config, settings(wildcards.run)["seed"])
+
+
+def minibatch_inputs(wildcards):
+    """The run's data; for `offline_selection` also the scoring run's saved policies."""
+    inputs = {"data": data_files(wildcards)}
+    if wildcards.mpolicy == "offline_selection":
+        inputs["policies"] = paths.run_file(paths.POLICIES, scores_run(wildcards))
+    return inputs
+
+
+def scores_param(get):
+    """A param of `offline_selection`'s scoring run (None for the other policies)."""
+    return lambda w: get(scores_run(w)) if w.mpolicy == "offline_selection" else None

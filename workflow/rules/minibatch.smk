@@ -3,45 +3,6 @@
 # `minibatch_online.seeds` and policy a run (its τ or B chosen on the held-out desired examples),
 # then a table and a figure over the seeds (docs/minibatch.md).
 
-from pipeline.config import (
-    MINIBATCH_POLICIES,
-    MINIBATCH_REFERENCES,
-    minibatch_runs,
-    offline_selection_run,
-)
-
-
-def minibatch_policies():
-    """The policies and references run, in table order; the conventional one always (every
-    ratio is against it)."""
-    block = config["minibatch_online"]
-    chosen = ["conventional", *block["policies"], *block["references"]]
-    return [p for p in MINIBATCH_POLICIES + MINIBATCH_REFERENCES if p in chosen]
-
-
-def minibatch_jobs():
-    """(seed, run, policy) of every minibatch run."""
-    return [(s, r, p) for s, r in minibatch_runs(config) for p in minibatch_policies()]
-
-
-def scores_run(wildcards):
-    """The run whose time-independent policy scores the examples (`offline_selection`)."""
-    return offline_selection_run(config, settings(wildcards.run)["seed"])
-
-
-def minibatch_inputs(wildcards):
-    """The run's data; for `offline_selection` also the scoring run's saved policies."""
-    inputs = {"data": data_files(wildcards)}
-    if wildcards.mpolicy == "offline_selection":
-        inputs["policies"] = paths.run_file(paths.POLICIES, scores_run(wildcards))
-    return inputs
-
-
-def scores_param(get):
-    """A param of `offline_selection`'s scoring run (None for the other policies)."""
-    return lambda w: get(scores_run(w)) if w.mpolicy == "offline_selection" else None
-
-
 rule minibatch_run:
     input:
         unpack(minibatch_inputs),

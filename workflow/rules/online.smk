@@ -9,14 +9,7 @@ from pipeline.config import (
     ONLINE_POLICIES,
     online_near_optimal_runs,
     online_runs,
-    tau_source_run,
 )
-
-
-def tau_source(wildcards):
-    """The main seed's costs.json, whose τ this run uses (`online.shared_tau`), or nothing."""
-    source = tau_source_run(config, settings(wildcards.run)["kind"], wildcards.run)
-    return {"tau_source": paths.run_file(paths.COSTS, source)} if source else {}
 
 
 rule evaluate_online:
