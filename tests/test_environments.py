@@ -29,7 +29,7 @@ CONDA_NAMES = {
 # Import name -> PyPI name, where they differ.
 DIST_NAMES = {"yaml": "pyyaml"}
 TRAINING_RULES = {"optimize_policy", "evaluate_policy", "evaluate_online", "online_flops",
-                  "online_frontier_points"}  # fmt: skip
+                  "online_frontier_points", "minibatch_run"}  # fmt: skip
 
 # Lists each rule's conda env, script and declared resources, through Snakemake's API (in a
 # subprocess: loading a workflow changes sys.path, the environment and logging).
