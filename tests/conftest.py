@@ -224,3 +224,15 @@ def fake_snakemake(config: dict, input: dict, output: dict, params: dict, log: s
         log=[log] if log else [],
         threads=1,
     )
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, as the suite's jobs use: tiny tensors gain nothing from more, and a
+    timing or FLOP count should not depend on how many the machine has."""
+    import torch  # here: conftest does not load torch for the tests that do not use it
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -24,13 +24,7 @@ from tests.conftest import ROOT
 STEPS, N, K = 16, 8, 4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as the suite's jobs use: the counts do not depend on it, the time does."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -41,13 +41,7 @@ BLOCK = {"steps": 12, "batch_size": 4, "candidate_batch": [8, 16], "lr": 1e-2, "
          "tau_grid": {"online_greedy": [1.0, 100.0], "online_softmax": [1e-3, 1.0]}}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: more threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _tokens(n: int, generator: torch.Generator) -> dict:

@@ -82,15 +82,6 @@ def _toy_run(test: dict | None = None) -> Run:
                torch.device("cpu"), torch.float64, validation=validation)  # fmt: skip
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: more threads only wait on each other (seconds on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("rule", ["online_greedy", "online_softmax"])
 def test_tau_never_reads_the_test_set(rule, one_thread):
     run = _toy_run()
