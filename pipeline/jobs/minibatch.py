@@ -19,10 +19,10 @@ from pipeline.analysis.minibatch import (
     header,
     mean_curves,
     policy_table,
-    read_costs,
     read_curve,
     runs_table,
 )
+from pipeline.analysis.online import read_costs
 from pipeline.analysis.tables import write_table
 from pipeline.plots.minibatch import plot_minibatch
 from pipeline.results import read_pipeline_parquet, write_atomic
