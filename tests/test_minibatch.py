@@ -36,7 +36,8 @@ from pipeline.training.minibatch import (
 from tests.conftest import SMOKE, assert_drawn, merged_config, snakemake
 
 VOCAB, SEQ = 24, 8
-BLOCK = {"steps": 12, "batch_size": 4, "candidate_batch": [8, 16], "lr": 1e-2, "warmup": 3,
+BLOCK = {"steps": 12, "batch_size": 4, "candidate_batch": [8, 16], "desired_batch": None,
+         "lr": 1e-2, "warmup": 3,
          "min_lr_fraction": 0.1, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "eval_every": 4,
          "tau_grid": {"online_greedy": [1.0, 100.0], "online_softmax": [1e-3, 1.0]}}  # fmt: skip
 
@@ -112,11 +113,38 @@ def test_selection_keeps_the_candidates_whose_contribution_is_highest():
     run = _toy_run()
     theta = _theta0(run)
     candidates = torch.tensor([5, 9, 0, 17, 30, 2, 11, 23])
-    chosen, weights = select_weighting(run, 3)(theta, candidates)
-    ct = desired_contributions(run, theta, candidates)
+    chosen, weights = select_weighting(run, 3, lambda: run.desired)(theta, candidates)
+    ct = desired_contributions(run, theta, candidates, run.desired)
     best = candidates[torch.argsort(ct, descending=True)[:3]]
     assert chosen.tolist() == best.tolist()
     assert torch.equal(weights, torch.full((3,), 1 / 3))
+
+
+def test_a_desired_batch_draws_its_desired_examples_anew_each_step_from_the_seed():
+    """`desired_batch`: each step's CT from that many desired examples, a seeded draw; all K of
+    them give the whole set's CT (up to the order of the sum); fewer cost fewer FLOPs."""
+    from pipeline.policy.minibatch import desired_contributions, desired_sampler, step_flops
+
+    run = _toy_run()
+    draws = desired_sampler(run, 3, seed=5)
+    first, second = draws()["tokens"], draws()["tokens"]
+    assert first.shape[0] == second.shape[0] == 3
+    assert not torch.equal(first, second)  # a new draw each step
+    again = desired_sampler(run, 3, seed=5)
+    assert torch.equal(again()["tokens"], first) and torch.equal(again()["tokens"], second)
+    assert desired_sampler(run, None, seed=5)() is run.desired
+
+    theta, candidates = _theta0(run), torch.arange(6)
+    every = desired_contributions(run, theta, candidates, desired_sampler(run, 8, seed=1)())
+    whole = desired_contributions(run, theta, candidates, run.desired)
+    assert torch.allclose(every, whole, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="desired_batch"):
+        desired_sampler(run, 9, seed=0)
+
+    perturbed = torch.zeros(32, dtype=torch.bool)
+    full = step_flops(run, theta, "online_greedy", 1.0, {**BLOCK, "desired_batch": None}, perturbed)
+    small = step_flops(run, theta, "online_greedy", 1.0, {**BLOCK, "desired_batch": 2}, perturbed)
+    assert small < full
 
 
 # --- schedule and batches -------------------------------------------------------------------
@@ -290,6 +318,7 @@ def test_minibatch_runs_are_the_online_comparisons_transformer_runs():
         ({"candidate_batch": [8]}, "minibatch_online.candidate_batch"),
         ({"batch_size": 40}, "minibatch_online.batch_size"),
         ({"warmup": 30}, "minibatch_online.warmup"),
+        ({"desired_batch": 1000}, "minibatch_online.desired_batch"),
         (
             {"references": ["offline_selection"], "offline_fraction": 0.1},
             "minibatch_online.batch_size",

@@ -174,6 +174,12 @@ def _minibatch_problems(config: dict) -> list[str]:
             f"`minibatch_online.warmup` = {block['warmup']} is longer than `minibatch_online."
             f"steps` = {block['steps']}: lower warmup."
         )
+    if block["desired_batch"] is not None and block["desired_batch"] > data["n_desired"]:
+        problems.append(
+            f"`minibatch_online.desired_batch` = {block['desired_batch']} exceeds the "
+            f"`transformer.data.n_desired` = {data['n_desired']} desired examples: lower it, or "
+            "null for the whole desired set."
+        )
     if "online_select" in block["policies"]:
         bad = [c for c in block["candidate_batch"] if not b < c <= n]
         if bad:

@@ -2,7 +2,9 @@
 
 The online rules of online.py, applied to a batch instead of the whole training set: at step t
 the desired-set gradient ∇L_dsr(θ_t) and, by one forward-mode JVP over the batch
-(`LossModel.contributions`), each batch example's CT_{t,n} = ⟨∇L_dsr(θ_t), ∇l(x_n, θ_t)⟩; then
+(`LossModel.contributions`), each batch example's CT_{t,n} = ⟨∇L_dsr(θ_t), ∇l(x_n, θ_t)⟩, with
+∇L_dsr over the whole desired set (the paper's CT) or over `desired_batch` desired examples drawn
+anew each step (the cheaper estimate practice uses); then
 
 - `online_greedy`, `online_positive`, `online_softmax`: the batch's weights are the rule's row
   (`online.online_row`) over the b batch examples;
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -32,6 +35,7 @@ from torch import Tensor
 
 from pipeline.config import TAU_RULES
 from pipeline.experiment import Run
+from pipeline.models.base import Batch, batch_size
 from pipeline.policy.flops import count_flops
 from pipeline.policy.online import online_row
 from pipeline.training.descent import TrainingDiverged
@@ -65,44 +69,70 @@ def top_b(contribution: Tensor, b: int) -> Tensor:
     return torch.argsort(contribution, descending=True, stable=True)[:b]
 
 
-def desired_contributions(run: Run, theta: Tensor, indices: Tensor) -> Tensor:
-    """CT of the training examples `indices` at θ: the desired-set gradient, then one JVP."""
-    _, desired_grad = run.model.mean_loss_and_grad(theta, run.desired)
+#: () → the desired examples whose mean gradient gives this step's CT.
+DesiredSampler = Callable[[], Batch]
+
+
+def desired_sampler(run: Run, desired_batch: int | None, seed: int) -> DesiredSampler:
+    """The desired examples of each step: the whole desired set (`desired_batch` None, the
+    paper's CT), or `desired_batch` of them drawn anew at every step without replacement, from
+    a generator seeded with seed + 1 (the batches' is seeded with seed)."""
+    if desired_batch is None:
+        return lambda: run.desired
+    k = batch_size(run.desired)
+    if not 0 < desired_batch <= k:
+        raise ValueError(
+            f"`minibatch_online.desired_batch` = {desired_batch} exceeds the {k} desired examples "
+            "CT is computed from (the held-out choice keeps the others back): lower it"
+        )
+    generator = torch.Generator().manual_seed(seed + 1)
+    return lambda: examples(run.desired, torch.randperm(k, generator=generator)[:desired_batch])
+
+
+def desired_contributions(run: Run, theta: Tensor, indices: Tensor, desired: Batch) -> Tensor:
+    """CT of the training examples `indices` at θ: the mean gradient of the desired examples
+    `desired`, then one JVP."""
+    _, desired_grad = run.model.mean_loss_and_grad(theta, desired)
     _, contribution = run.model.contributions(theta, examples(run.train, indices), desired_grad)
     return contribution
 
 
-def online_weighting(run: Run, rule: str, tau: float | None) -> Weighting:
-    """The batch weighted by online rule `rule` at τ, CT from `run`'s desired set."""
+def online_weighting(run: Run, rule: str, tau: float | None, desired: DesiredSampler) -> Weighting:
+    """The batch weighted by online rule `rule` at τ, CT from the desired examples of each
+    step."""
 
     def weigh(theta: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
-        return candidates, batch_weights(rule, desired_contributions(run, theta, candidates), tau)
+        contribution = desired_contributions(run, theta, candidates, desired())
+        return candidates, batch_weights(rule, contribution, tau)
 
     return weigh
 
 
-def select_weighting(run: Run, b: int) -> Weighting:
+def select_weighting(run: Run, b: int, desired: DesiredSampler) -> Weighting:
     """The b candidates with the highest CT, each weighted 1/b."""
 
     def weigh(theta: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
-        chosen = candidates[top_b(desired_contributions(run, theta, candidates), b).cpu()]
+        contribution = desired_contributions(run, theta, candidates, desired())
+        chosen = candidates[top_b(contribution, b).cpu()]
         return chosen, torch.full((b,), 1.0 / b, dtype=theta.dtype, device=theta.device)
 
     return weigh
 
 
-def weighting(run: Run, policy: str, value: float | None, batch_size: int) -> Weighting:
-    """The weighting of `policy` at its chosen value (τ, or B for `online_select`)."""
+def weighting(run: Run, policy: str, value: float | None, block: dict, seed: int) -> Weighting:
+    """The weighting of `policy` at its chosen value (τ, or B for `online_select`); CT from
+    `desired_batch` desired examples per step (all of them if None)."""
     if policy in ("conventional", "clean_only", "offline_selection"):
         return uniform_weighting()
+    desired = desired_sampler(run, block["desired_batch"], seed)
     if policy == "online_select":
-        return select_weighting(run, batch_size)
-    return online_weighting(run, policy, value)
+        return select_weighting(run, int(block["batch_size"]), desired)
+    return online_weighting(run, policy, value, desired)
 
 
-def draw_size(policy: str, value: float | None, batch_size: int) -> int:
+def draw_size(policy: str, value: float | None, b: int) -> int:
     """How many candidates a step draws: B for `online_select`, else the batch size b."""
-    return int(value) if policy == "online_select" else batch_size
+    return int(value) if policy == "online_select" else b
 
 
 def training_pool(policy: str, perturbed: Tensor) -> Tensor:
@@ -139,8 +169,7 @@ def run_policy(
     size = draw_size(policy, value, int(block["batch_size"]))
     pool = training_pool(policy, perturbed) if pool is None else pool
     batches = sample_batches(pool, size, int(block["steps"]), seed)
-    curve, _ = train_minibatch(run, theta0, weighting(run, policy, value,
-                                                      int(block["batch_size"])),
+    curve, _ = train_minibatch(run, theta0, weighting(run, policy, value, block, seed),
                                AdamWSchedule.from_settings(block), batches,
                                int(block["eval_every"]), perturbed)  # fmt: skip
     return curve
@@ -193,7 +222,7 @@ def step_flops(run: Run, theta0: Tensor, policy: str, value: float | None, block
     same for every policy, is not counted)."""
     b = int(block["batch_size"])
     batch = sample_batches(training_pool(policy, perturbed), draw_size(policy, value, b), 1, 0)[0]
-    weigh = weighting(run, policy, value, b)
+    weigh = weighting(run, policy, value, block, 0)
     theta, optimizer = make_optimizer(theta0, AdamWSchedule.from_settings(block))
 
     def step() -> None:
