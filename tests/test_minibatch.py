@@ -356,3 +356,15 @@ def test_the_smoke_target_writes_its_table_and_figure(tmp_path, stories_path):
     assert "test AR (equal FLOPs)" in (results / "tables" / "minibatch_online.md").read_text()
     for ext in ("pdf", "png"):
         assert_drawn(results / "figures" / f"minibatch_online.{ext}")
+
+
+def test_the_defaults_sweep_calls_a_plateau_only_a_flat_curve_that_has_not_over_fitted():
+    from pipeline.bench.minibatch_sweep import plateaus
+
+    steps = [0, 20, 40, 60, 80]
+    flat = pd.DataFrame({"step": steps, "test_loss": [6.0, 4.0, 3.70, 3.695, 3.698]})
+    falling = pd.DataFrame({"step": steps, "test_loss": [6.0, 5.0, 4.5, 4.2, 4.0]})
+    over_fitted = pd.DataFrame({"step": steps, "test_loss": [6.0, 3.7, 3.9, 4.1, 4.11]})
+    assert plateaus(flat, 0.01)
+    assert not plateaus(falling, 0.01)  # its lowest is its last, but it still falls
+    assert not plateaus(over_fitted, 0.01)  # flat at the end, far above its lowest

@@ -42,6 +42,7 @@ from pipeline.data.tokenizer import (
     count_pieces,
     encode_pieces,
 )
+from pipeline.results import read_pipeline_parquet
 
 log = logging.getLogger("pipeline.data")
 
@@ -386,3 +387,12 @@ def build_tinystories(settings: dict, out_dir: Path | str, seed: int) -> dict:
         stats["length"]["train"],
     )
     return stats
+
+
+def perturbed_mask(train_path: str | Path):
+    """The `perturbed` flag of each training example of a written train.parquet (row n is
+    example n), as a bool tensor."""
+    import torch  # here: a job loads torch only after it has set the thread environment
+
+    column = read_pipeline_parquet(train_path, ["perturbed"]).column("perturbed")
+    return torch.as_tensor(column.to_numpy(zero_copy_only=False), dtype=torch.bool)

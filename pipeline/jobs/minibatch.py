@@ -25,19 +25,10 @@ from pipeline.analysis.minibatch import (
 from pipeline.analysis.online import read_costs
 from pipeline.analysis.tables import write_table
 from pipeline.plots.minibatch import plot_minibatch
-from pipeline.results import read_pipeline_parquet, write_atomic
+from pipeline.results import write_atomic
 from pipeline.runtime import job, resolve_device, resolve_dtype, rule_log
 
 log = logging.getLogger("pipeline.minibatch")
-
-
-def perturbed_mask(train_path: str | Path):
-    """The training examples' `perturbed` flags (row n of train.parquet is example n), a bool
-    tensor."""
-    import torch  # here: torch loads after job() has set the thread environment
-
-    column = read_pipeline_parquet(train_path, ["perturbed"]).column("perturbed")
-    return torch.as_tensor(column.to_numpy(zero_copy_only=False), dtype=torch.bool)
 
 
 def offline_scores(smk, n_train: int):
@@ -64,6 +55,7 @@ def minibatch_run(smk) -> None:
     """One policy's minibatch run at one seed: results/<run>/minibatch/<policy>/."""
     with job(rule_log(smk), smk.threads, uses_torch=True):
         # here, not at the top: torch loads after job() has set the thread environment
+        from pipeline.data.tinystories import perturbed_mask
         from pipeline.experiment import initial_parameters, load_run
         from pipeline.policy import minibatch, online
         from pipeline.training.descent import TrainingDiverged
