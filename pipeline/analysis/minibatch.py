@@ -138,15 +138,16 @@ def mean_curves(runs: dict[int, dict[str, tuple[pd.DataFrame, dict]]]) -> pd.Dat
 def header(seeds: list[int], block: dict) -> str:
     """The Markdown table's heading: what was run and how to read it."""
     grid = ", ".join(f"{k} {v}" for k, v in block["tau_grid"].items())
+    desired = ("the whole desired set" if block["desired_batch"] is None else
+               f"{block['desired_batch']} desired examples drawn anew each step")  # fmt: skip
     return (
         "# Minibatch AdamW with online weighting (beyond the paper)\n\n"
         f"Transformer, seeds {', '.join(map(str, seeds))} (mean ± sd); T = {block['steps']} "
         f"AdamW steps of b = {block['batch_size']} (lr {block['lr']:g}, warm-up "
         f"{block['warmup']}, cosine to {block['min_lr_fraction']:g}·lr, weight decay "
         f"{block['weight_decay']:g}, betas ({block['beta1']:g}, {block['beta2']:g})), test loss "
-        f"every {block['eval_every']} steps. AR: first reach of the conventional final test "
-        "loss, in "
-        "steps and in training FLOPs (the desired gradient and the JVP of CT included; the "
+        f"every {block['eval_every']} steps; CT's desired gradient over {desired}. AR: first "
+        "reach of the conventional final test loss, in steps and in training FLOPs (the desired gradient and the JVP of CT included; the "
         f"evaluations and the held-out choice not). τ ({grid}) and B "
         f"({block['candidate_batch']}) chosen per seed on the held-out part of the desired "
         "set, one run per candidate (\\* an end of its grid). For orientation, the full-batch "
