@@ -281,19 +281,20 @@ def test_a_sweep_point_evaluates_only_what_table2_reads():
     assert main.evaluated_policies == main.policies and len(main.policies) > 2
 
 
-def test_the_critical_path_is_scheduled_first():
-    """The main Transformer run's data, optimisation and evaluations outrank every other job
-    (Snakemake's `priority:`); of the other long jobs the Transformer's come before the
-    Perceptron's, and no other data set or evaluation is raised."""
+def test_the_longest_jobs_are_scheduled_first_and_evaluations_last():
+    """The main Transformer run's data and optimisation outrank every other job (Snakemake's
+    `priority:`); of the other long jobs the Transformer's come before the Perceptron's; no
+    other data set and no evaluation is raised, so the short evaluations fill the run's end."""
     config = preset_config("default")
     specs = registry(config)
     main = specs["transformer"]
     assert dataset_priority(config, main.data_name) == job_priority(config, "transformer",
                                                                     "optimize")  # fmt: skip
-    top = job_priority(config, "transformer", "evaluate")
+    top = job_priority(config, "transformer", "optimize")
     others = [job_priority(config, name, stage) for name in specs if name != "transformer"
               for stage in ("optimize", "evaluate", "online")]  # fmt: skip
     assert top > max(others)
+    assert all(job_priority(config, name, "evaluate") == 0 for name in specs)
     assert all(dataset_priority(config, spec.data_name) == 0 for spec in specs.values()
                if spec.data_name != main.data_name)  # fmt: skip
     sweep = next(name for name, spec in specs.items() if spec.family == "sweep")

@@ -277,11 +277,13 @@ def warm_start_run(config: dict, settings: dict) -> str:
 # --- scheduling ----------------------------------------------------------------------------------
 
 #: Snakemake `priority:` of a training job by its stage (higher starts first among ready jobs).
-#: The main Transformer run's chain (its data set, its policy optimisation, then the
-#: optimisation's evaluations) is the default run's critical path: started last, it ran alone
-#: for its final hour with the second core idle (issue 47). The other long jobs follow, longest
-#: first, so that short jobs fill the core beside them.
-CRITICAL_PATH_PRIORITY = {"data": 100, "optimize": 100, "evaluate": 90}
+#: The main Transformer run's data set and policy optimisation, the longest job, start first:
+#: started last, it ran alone for its final hour with the second core idle (docs/performance.md).
+#: The other long jobs follow, longest first, and every evaluation (a minute or two each) comes
+#: after them: short jobs last pack the end of the run on both cores (longest processing time
+#: first), where the optimisation's evaluations at a high priority left a Perceptron
+#: optimisation to run alone at the end.
+CRITICAL_PATH_PRIORITY = {"data": 100, "optimize": 100}
 LONG_JOB_PRIORITY = {("transformer", "online"): 50, ("transformer", "optimize"): 40,
                      ("perceptron", "optimize"): 30, ("perceptron", "online"): 20}  # fmt: skip
 
