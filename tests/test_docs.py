@@ -20,8 +20,9 @@ PAGES = sorted((ROOT / "docs").glob("*.md"))
 READING = [README, *(p for p in PAGES if p.name not in {"measurements.md", "configuration.md"})]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 #: docs/results/ files that pages link but rule `docs` does not write: the optimum's, copied from
-#: `policy_frontier` (docs/optimum.md says so).
-OPTIMUM_FILES = re.compile(r"^(policy_frontier|optimum)_")
+#: `policy_frontier` and `optimum_k` (docs/optimum.md says so), and the minibatch study's, copied
+#: from `minibatch_online` and `python -m pipeline.bench.minibatch_sweep` (docs/minibatch.md).
+COPIED_FILES = re.compile(r"^(policy_frontier|optimum|minibatch)_")
 
 
 def links(page: Path) -> list[str]:
@@ -183,7 +184,7 @@ def test_rule_docs_writes_every_file_the_docs_link(smoke_run, tmp_path):
             path = (page.parent / target.partition("#")[0]).resolve()
             if path.parent == (ROOT / docs.DOCS_RESULTS).resolve():
                 linked.add(path.name)
-    linked = {name for name in linked if not OPTIMUM_FILES.match(name)}
+    linked = {name for name in linked if not COPIED_FILES.match(name)}
     assert {"at_a_glance.md", "README.md", "transformer_ablation.md",
             "studies_provenance.md"} <= linked  # fmt: skip
     missing = [name for name in sorted(linked) if not (out / name).exists()]
