@@ -123,9 +123,9 @@ def mean_curves(runs: dict[int, dict[str, tuple[pd.DataFrame, dict]]]) -> pd.Dat
     for seed, policies in runs.items():
         for policy, (curve, costs) in policies.items():
             points = curve[curve["test_loss"].notna()]
-            frames.append(pd.DataFrame({"seed": seed, "policy": policy,
-                                        "step": points["step"].to_numpy(),
-                                        "flops": points["step"].to_numpy() * costs["step_flops"],
+            steps = points["step"].to_numpy(np.int64)  # int32 on disk: FLOPs pass 2^31
+            frames.append(pd.DataFrame({"seed": seed, "policy": policy, "step": steps,
+                                        "flops": steps * int(costs["step_flops"]),
                                         "test_loss": points["test_loss"].to_numpy()}))  # fmt: skip
     frame = pd.concat(frames, ignore_index=True)
     grouped = frame.groupby(["policy", "step"], sort=False)
