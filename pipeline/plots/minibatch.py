@@ -26,7 +26,9 @@ def plot_minibatch(curves: pd.DataFrame, order: list[str], outputs: Sequence[str
     """Two panels, test loss (mean over seeds, band ± sd) against AdamW steps and against the
     FLOPs of training (log scale: an online step costs several conventional ones), one line per
     policy in `order`, and the conventional final loss (dotted) whose first reach AR counts.
-    `curves` is `analysis.minibatch.mean_curves`. Returns the saved figure."""
+    The loss axis runs from the conventional run's loss at T/4 down to the lowest band: the
+    early descent, alike for every policy, leaves the top, and the differences near the end
+    show. `curves` is `analysis.minibatch.mean_curves`. Returns the saved figure."""
     fig, (by_step, by_flops) = new_figure(11.0, 4.0, ncols=2, sharey=True, layout="constrained")
     for policy in order:
         points = curves[curves["policy"] == policy].sort_values("step")
@@ -40,11 +42,17 @@ def plot_minibatch(curves: pd.DataFrame, order: list[str], outputs: Sequence[str
         by_flops.plot(points.loc[later, "flops"], points.loc[later, "test_loss"], **style)
         by_flops.fill_between(points.loc[later, "flops"], low[later], high[later],
                               color=COLOURS[policy], alpha=0.15, lw=0)  # fmt: skip
-    final = curves[curves["policy"] == "conventional"].sort_values("step")["test_loss"]
-    if len(final):  # the level whose first reach the AR counts
+    conventional = curves[curves["policy"] == "conventional"].sort_values("step")
+    if len(conventional):  # the level whose first reach the AR counts
+        final = conventional["test_loss"].iloc[-1]
         for ax in (by_step, by_flops):
-            ax.axhline(final.iloc[-1], color=CONVENTIONAL, linestyle=":", lw=1.0,
+            ax.axhline(final, color=CONVENTIONAL, linestyle=":", lw=1.0,
                        label="conventional final loss" if ax is by_step else None)  # fmt: skip
+        top = conventional[conventional["step"] >= conventional["step"].iloc[-1] / 4]
+        top = float(top["test_loss"].iloc[0])
+        bottom = float((curves["test_loss"] - curves["test_loss_sd"]).min())
+        if top > bottom:
+            by_step.set_ylim(bottom - 0.05 * (top - bottom), top)
     by_step.set_xlabel("AdamW step")
     by_step.set_ylabel("test loss [nats per token]")
     by_step.set_title("test loss against steps", fontsize=10)
