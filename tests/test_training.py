@@ -80,9 +80,17 @@ def test_the_conventional_run_is_hand_written_gradient_descent_and_repeats_exact
     assert expected["test_loss"][-1] < 0.9 * expected["test_loss"][0]  # it learns something
 
 
+@pytest.mark.parametrize(
+    ("resume_every_seconds", "redone"),
+    [(1e9, 3), (0.0, 2)],  # fast epochs: the saved epoch 4; a state after every epoch: epoch 5
+)
 def test_interrupted_optimisation_resumes_from_the_last_saved_epoch(
-    perceptron_data, tmp_path, monkeypatch
+    perceptron_data, tmp_path, monkeypatch, resume_every_seconds, redone
 ):
+    """Interrupted during epoch 5 of 6, the optimisation resumes from its last resume state, the
+    saved epoch 4 (policies saved every 2 epochs) or, once RESUME_EVERY_SECONDS have passed
+    after an epoch, that epoch's end; either way it ends with the uninterrupted numbers."""
+    monkeypatch.setattr(optimize_module, "RESUME_EVERY_SECONDS", resume_every_seconds)
     config, paths = perceptron_data
     settings = run_settings(config, "perceptron")
     settings["policy"].update(epochs=6, save_every=2)
@@ -115,7 +123,7 @@ def test_interrupted_optimisation_resumes_from_the_last_saved_epoch(
 
     calls.clear()
     resumed = optimize_policy(run, theta0, paths_b, history_b, tmp_path / "r1", 0)
-    assert len(calls) == 3  # epochs 4, 5 and 6 (the last: its gap) only; 0–3 were not redone
+    assert len(calls) == redone  # from epoch 4 or 5 to 6 (the last: its gap) only
     pd.testing.assert_frame_equal(
         resumed.drop(columns="seconds"), reference.drop(columns="seconds")
     )

@@ -204,16 +204,19 @@ def save_resume_state(
     selection: Selection,
     conventional: dict[str, list[float]],
     controls: str = "",
+    record: bool = True,
 ) -> None:
-    """The state to resume at `epoch` (`state.pt`) and its small record (`epochNNNN.json`)."""
-    chosen = {"epoch": selection.epoch, "auc": selection.auc}
-    record = {"fingerprint": fingerprint, "history": history, "selection": chosen}
-    record["conventional"] = conventional
-    write_atomic(
-        resume_record_path(resume_dir, epoch),
-        lambda path: path.write_text(json.dumps(record)),
-        controls,
-    )
+    """The state to resume at `epoch` (`state.pt`) and, with `record` (an epoch whose policy is
+    saved: the fallback if `state.pt` is damaged), its small record (`epochNNNN.json`)."""
+    if record:
+        chosen = {"epoch": selection.epoch, "auc": selection.auc}
+        content = {"fingerprint": fingerprint, "history": history, "selection": chosen}
+        content["conventional"] = conventional
+        write_atomic(
+            resume_record_path(resume_dir, epoch),
+            lambda path: path.write_text(json.dumps(content)),
+            controls,
+        )
     state = {"fingerprint": fingerprint, "epoch": epoch, "policy": whole, "history": history}
     state.update(selection=vars(selection), conventional=conventional)
     save_atomic(state, resume_dir / "state.pt", controls)

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from pipeline.distributed import (
+    all_reduce_max,
     all_reduce_mean,
     barrier,
     global_norm,
@@ -220,6 +221,20 @@ def stationarity_gap(form: str, policy: Tensor, grad: Tensor) -> float:
     return frank_wolfe_gap(policy, grad)
 
 
+#: Seconds of work after which an epoch that saves no policy writes the resume state all the
+#: same: an interruption then loses at most about this much plus one epoch (a Transformer epoch
+#: takes minutes, and its policies are saved every few epochs), while a fast epoch with a large
+#: policy (the Perceptron's: about a second, 33 MB) does not write its state every time.
+RESUME_EVERY_SECONDS = 60.0
+
+
+def resume_due(last_save: float) -> bool:
+    """Whether RESUME_EVERY_SECONDS have passed since `last_save` (perf_counter) in the slowest
+    process: the same answer in every process, since saving gathers the policy from all."""
+    elapsed = torch.tensor(time.perf_counter() - last_save, dtype=torch.float64)
+    return float(all_reduce_max(elapsed)) >= RESUME_EVERY_SECONDS
+
+
 def optimize_policy(
     run: Run,
     theta0: Tensor,
@@ -275,6 +290,7 @@ def optimize_policy(
         if is_main()
         else SILENT
     )
+    last_resume_save = time.perf_counter()
     while epoch <= epochs:  # a state at epochs + 1: every row done, only publishing is left
         start = time.perf_counter()
         try:  # the last epoch too: the stationarity gap of the policy the run publishes
@@ -315,7 +331,8 @@ def optimize_policy(
         )
         epoch += 1
         progress.end_epoch()
-        if epoch in policy_paths or epoch == epochs:
+        saved = epoch in policy_paths or epoch == epochs
+        if saved or resume_due(last_resume_save):
             whole = whole_policy(run, policy)
             if is_main():
                 save_resume_state(
@@ -327,7 +344,9 @@ def optimize_policy(
                     selection,
                     conventional,
                     controls,
+                    record=saved,
                 )
+            last_resume_save = time.perf_counter()
     progress.close()
     selected = None
     if run.validation is not None:
