@@ -228,10 +228,11 @@ def stationarity_gap(form: str, policy: Tensor, grad: Tensor) -> float:
 RESUME_EVERY_SECONDS = 60.0
 
 
-def resume_due(last_save: float) -> bool:
+def resume_due(last_save: float, device: torch.device) -> bool:
     """Whether RESUME_EVERY_SECONDS have passed since `last_save` (perf_counter) in the slowest
-    process: the same answer in every process, since saving gathers the policy from all."""
-    elapsed = torch.tensor(time.perf_counter() - last_save, dtype=torch.float64)
+    process: the same answer in every process, since saving gathers the policy from all (the
+    reduction on the run's device: NCCL reduces CUDA tensors only)."""
+    elapsed = torch.tensor(time.perf_counter() - last_save, dtype=torch.float64, device=device)
     return float(all_reduce_max(elapsed)) >= RESUME_EVERY_SECONDS
 
 
@@ -332,7 +333,7 @@ def optimize_policy(
         epoch += 1
         progress.end_epoch()
         saved = epoch in policy_paths or epoch == epochs
-        if saved or resume_due(last_resume_save):
+        if saved or resume_due(last_resume_save, run.device):
             whole = whole_policy(run, policy)
             if is_main():
                 save_resume_state(
