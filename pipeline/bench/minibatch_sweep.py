@@ -39,7 +39,7 @@ def plateaus(curve: pd.DataFrame, tolerance: float) -> bool:
     """Whether an evaluated test-loss curve has flattened: it moves by at most `tolerance` over
     the last quarter and ends within `tolerance` of its lowest."""
     final, lowest = curve["test_loss"].iloc[-1], curve["test_loss"].min()
-    return last_quarter_range(curve) <= tolerance and final - lowest <= tolerance
+    return bool(last_quarter_range(curve) <= tolerance and final - lowest <= tolerance)
 
 
 def sweep(config: dict, data_dir: Path, points: list[str], tolerance: float) -> pd.DataFrame:
@@ -52,6 +52,10 @@ def sweep(config: dict, data_dir: Path, points: list[str], tolerance: float) -> 
     from pipeline.training.minibatch import evaluated
 
     settings = run_settings(config, "transformer")
+    if data_dir.name != settings["data_name"]:
+        raise SystemExit(f"--data {data_dir}: the configuration's Transformer data set is "
+                         f"results/data/{settings['data_name']} (built by `snakemake "
+                         "minibatch_online` with the same --configfile)")  # fmt: skip
     seed = int(settings["seed"])
     run = load_run(settings, data_dir, torch.device("cpu"), torch.float32)
     theta0 = initial_parameters(run, seed)
