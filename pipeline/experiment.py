@@ -72,8 +72,9 @@ def load_token_split(path: str | Path, seq_len: int, device: torch.device) -> Ba
     return {"tokens": tokens.to(device)}
 
 
-def build_model(settings: dict, device: torch.device) -> LossModel:
-    """The run's model: the Perceptron, or the Transformer sized by its settings."""
+def build_model(settings: dict, device: torch.device, compile: bool = False) -> LossModel:
+    """The run's model: the Perceptron, or the Transformer sized by its settings (`compile`:
+    its operations through `torch.compile`; the job decides, by `train.compile`)."""
     chunk = settings["train"]["chunk_size"] or None
     if settings["kind"] == "perceptron":
         return Perceptron(dim=settings["data"]["dim"], init=settings["model"]["init"])
@@ -93,13 +94,20 @@ def build_model(settings: dict, device: torch.device) -> LossModel:
         shape,
         chunk_size=chunk,
         device=device,
-        compile=settings["train"]["compile"],
+        compile=compile,
         init=arch["init"],
     )
 
 
-def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: torch.dtype) -> Run:
-    """Read the run's three splits from `data_dir` and build its model."""
+def load_run(
+    settings: dict,
+    data_dir: str | Path,
+    device: torch.device,
+    dtype: torch.dtype,
+    compile: bool = False,
+) -> Run:
+    """Read the run's three splits from `data_dir` and build its model (`compile`: as
+    `build_model`)."""
     data_dir = Path(data_dir)
     if settings["kind"] == "perceptron":
         splits = {
@@ -123,7 +131,7 @@ def load_run(settings: dict, data_dir: str | Path, device: torch.device, dtype: 
         )
     n_train = batch_size(splits["train"])
     splits = {s: shard_batch(batch, s, settings) for s, batch in splits.items()}
-    model = build_model(settings, device)
+    model = build_model(settings, device, compile)
     splits = {s: model.prepare(batch) for s, batch in splits.items()}  # the model's layout
     return Run(
         settings,

@@ -77,6 +77,25 @@ def resolve_device(setting: str) -> torch.device:
     return torch.device(setting)
 
 
+def compile_unavailable(device: torch.device) -> str | None:
+    """Why `torch.compile` cannot build kernels for `device` here, or None if it can: on a CPU
+    Inductor compiles C++ against the Python headers; on CUDA it needs Triton."""
+    import shutil
+    import sysconfig
+
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        return None if has_triton() else "Triton is not installed (pip install triton)"
+    compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    if not any(c and shutil.which(c) for c in compilers):
+        return "no C++ compiler on PATH (install g++, or set CXX)"
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.exists():
+        return f"the Python headers are missing ({headers}; install python3-dev)"
+    return None
+
+
 def resolve_dtype(setting: str) -> torch.dtype:
     import torch  # here: the job sets the thread environment before torch loads
 

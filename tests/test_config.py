@@ -80,7 +80,7 @@ def test_validation_fills_in_every_default_of_the_schema_and_runs_carry_them():
     assert any(r.startswith("transformer-T") for r in runs)  # a sweep run
     for run in runs:
         settings = run_settings(config, run)
-        assert settings["train"]["compile"] is False and settings["resources"]["processes"] == 0
+        assert settings["train"]["compile"] == "policy" and settings["resources"]["processes"] == 0
         selection = "validation" if run == "perceptron-validation-s1" else "last"
         assert settings["policy"]["selection"] == selection, run
         assert settings["policy"]["validation_fraction"] == 0.25
@@ -93,7 +93,7 @@ def test_nested_config_strings_are_coerced_to_the_schemas_types():
     """`--config perceptron='{train: {eta: 0.2}}'` hands Snakemake's config '0.2', a string."""
     config = merged_config(
         {
-            "perceptron": {"train": {"eta": "0.2", "steps": "30", "compile": "true"}},
+            "perceptron": {"train": {"eta": "0.2", "steps": "30"}},
             "transformer": {"policy": {"step_size_sweep": ["0.1", "2"]}},
             "scaling_law": {"t0": "null", "L0": "0.05"},
             "seed": 3.0,  # `--config seed=3e0` arrives as a float
@@ -101,7 +101,7 @@ def test_nested_config_strings_are_coerced_to_the_schemas_types():
     )
     validate_config(config)
     train = config["perceptron"]["train"]
-    assert (train["eta"], train["steps"], train["compile"]) == (0.2, 30, True)
+    assert (train["eta"], train["steps"]) == (0.2, 30)
     assert type(train["steps"]) is int and type(config["seed"]) is int
     assert config["transformer"]["policy"]["step_size_sweep"] == [0.1, 2.0]
     assert config["scaling_law"]["t0"] is None and config["scaling_law"]["L0"] == 0.05

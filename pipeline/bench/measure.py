@@ -44,12 +44,12 @@ def _splits(settings: dict, seed: int) -> dict[str, dict[str, Tensor]]:
     }
 
 
-def bench_run(settings: dict, seed: int) -> Run:
+def bench_run(settings: dict, seed: int, compile: bool = False) -> Run:
     """The run of the settings on the CPU, on this process's share of each split (all of it in
     one process), in the model's layout: as `pipeline.experiment.load_run` builds it."""
     splits = _splits(settings, seed)
     n_train = next(iter(splits["train"].values())).shape[0]
-    model = build_model(settings, CPU)
+    model = build_model(settings, CPU, compile)
     local = {s: model.prepare(shard_batch(batch, s, settings)) for s, batch in splits.items()}
     return Run(
         settings,

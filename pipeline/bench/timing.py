@@ -187,11 +187,10 @@ def bench_transformer(config: dict, seed: int, repeats: int, steps: int, compile
     settings = with_steps(run_settings(config, "transformer"), steps)
     result = {}
     for mode in ("eager", "compiled"):
-        settings["train"]["compile"] = mode == "compiled"
         if mode == "compiled" and not compiled:
             result[mode] = None  # skipped (--quick or --no-compile): compiling takes minutes
             continue
-        run = bench_run(settings, seed)
+        run = bench_run(settings, seed, compile=mode == "compiled")
         theta0 = initial(run, seed)
         result["sizes"] = {
             **split_sizes(run),

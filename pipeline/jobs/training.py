@@ -16,6 +16,7 @@ environment (thread counts, OMP_WAIT_POLICY) that OpenMP reads once, when torch 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import pickle
@@ -29,7 +30,7 @@ from pipeline.data.tinystories import build_tinystories
 from pipeline.launch import launch
 from pipeline.metrics import auc
 from pipeline.results import PipelineFileError, rebuild_hint
-from pipeline.runtime import job, resolve_device, resolve_dtype, rule_log
+from pipeline.runtime import compile_unavailable, job, resolve_device, resolve_dtype, rule_log
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +72,23 @@ def _run_training(smk, entry: str, spec: dict) -> None:
         )
 
 
-def _load_run(spec: dict) -> Run:
+def compiles(settings: dict, device, trains_many_runs: bool) -> bool:
+    """Whether a job's Transformer runs through `torch.compile` (`train.compile`): `policy`
+    compiles the jobs that train many runs (a policy optimisation's epochs, an online job's τ
+    candidates), where the one-off compilation pays; a lone evaluation stays eager. A machine
+    that cannot compile runs eagerly and says why."""
+    mode = settings["train"]["compile"]
+    if settings["kind"] != "transformer" or mode == "never":
+        return False
+    if mode == "policy" and not trains_many_runs:
+        return False
+    why = compile_unavailable(device)
+    if why:
+        log.warning("`train.compile: %s` but %s: running eagerly (same numbers, slower)", mode, why)
+    return why is None
+
+
+def _load_run(spec: dict, trains_many_runs: bool = False) -> Run:
     # here, not at the top: torch loads after job() has set the thread environment
     from pipeline.distributed import world_size
     from pipeline.experiment import load_run
@@ -79,12 +96,14 @@ def _load_run(spec: dict) -> Run:
     settings = spec["settings"]
     device = resolve_device(spec["device"])
     dtype = resolve_dtype(spec["dtype"])
-    run = load_run(settings, spec["data_dir"], device, dtype)
+    compile = compiles(settings, device, trains_many_runs)
+    run = load_run(settings, spec["data_dir"], device, dtype, compile)
     log.info(
-        "run %s on %s (%s): N=%d, T=%d, eta=%g, %d process(es)",
+        "run %s on %s (%s%s): N=%d, T=%d, eta=%g, %d process(es)",
         settings["name"],
         device,
         dtype,
+        ", compiled" if compile else "",
         run.n_train,
         run.steps,
         run.eta,
@@ -160,7 +179,7 @@ def optimize_policy_run(spec: dict) -> None:
     from pipeline.policy.optimize import optimize_policy as optimize
     from pipeline.training.descent import TrainingDiverged
 
-    run = _load_run(spec)
+    run = _load_run(spec, trains_many_runs=True)
     theta0 = initial_parameters(run, spec["seed"])
     paths = {int(e): Path(path) for e, path in spec["policies"].items()}
     rule, tau, warm_start = run.settings["policy"]["init"], None, None
@@ -310,7 +329,8 @@ def online_frontier_points(smk) -> None:
 
     with job(rule_log(smk), smk.threads, uses_torch=True):
         spec = _training_spec(smk)
-        run = _load_run({**spec, "settings": online.split_settings(spec["settings"])})
+        split = {**spec, "settings": online.split_settings(spec["settings"])}
+        run = _load_run(split, trains_many_runs=True)
         theta0 = initial_parameters(run, spec["seed"])
         policies = {"conventional": conventional_policy(run)}
         for rule in ONLINE_POLICIES:
@@ -351,10 +371,10 @@ def evaluate_online_run(spec: dict) -> None:
     from pipeline.training.descent import TrainingDiverged
     from pipeline.training.evaluate import dump_steps, write_dumps
 
-    run = _load_run(spec)
+    run = _load_run(spec, trains_many_runs=True)
     theta0 = initial_parameters(run, spec["seed"])
     split = load_run(online.split_settings(run.settings), spec["data_dir"], run.device, run.dtype)
-    held_out = online.held_out_run(split)
+    held_out = online.held_out_run(dataclasses.replace(split, model=run.model))  # compiled once
     evaluate = run.settings["evaluate"]
     dumped = dump_steps(run.steps, evaluate["dump_every"], evaluate["dump_dense_until"])
     costs: dict = {"run": run.settings["name"], "seed": spec["seed"], "policies": {}}
