@@ -252,13 +252,16 @@ def test_run_policy_draws_candidate_batches_for_the_selection():
 # --- the table -------------------------------------------------------------------------------
 
 
-def _curve(test_losses: list[float], share: float) -> pd.DataFrame:
-    """A hand-made curve of 12 steps evaluated every 4 (steps int32, as the runs write them)."""
+def _curve(test_losses: list[float], share: float, step_flops: int) -> pd.DataFrame:
+    """A hand-made curve of 12 steps evaluated every 4, with its FLOPs to each step (steps int32
+    and FLOPs int64, as the runs write them)."""
     test = [math.nan] * 13
     for i, loss in enumerate(test_losses):
         test[4 * i] = loss
-    return pd.DataFrame({"step": np.arange(13, dtype=np.int32), "test_loss": test,
-                         "perturbed_share": [share] * 12 + [math.nan]})  # fmt: skip
+    steps = np.arange(13, dtype=np.int32)
+    return pd.DataFrame({"step": steps, "test_loss": test,
+                         "perturbed_share": [share] * 12 + [math.nan],
+                         "flops": steps.astype(np.int64) * step_flops})  # fmt: skip
 
 
 def test_the_table_counts_the_acceleration_in_steps_and_in_flops():
@@ -273,9 +276,10 @@ def test_the_table_counts_the_acceleration_in_steps_and_in_flops():
     runs = {
         seed: {
             # FLOPs per step beyond int32 (12 steps of the laptop's online_select: 1.0e11)
-            "conventional": (_curve([3.0, 2.5, 2.2, 2.0], 0.5), costs(10**10)),
+            "conventional": (_curve([3.0, 2.5, 2.2, 2.0], 0.5, 10**10), costs(10**10)),
             # reaches the conventional final 2.0 at the 2nd evaluation (step 8) instead of 12
-            "online_greedy": (_curve([3.0, 2.2, 2.0 - seed / 10, 1.9], 0.1 * (seed + 1)),
+            "online_greedy": (_curve([3.0, 2.2, 2.0 - seed / 10, 1.9], 0.1 * (seed + 1),
+                                     3 * 10**10),
                               costs(3 * 10**10, 10.0, [1.0, 10.0])),
         }
         for seed in (0, 1)

@@ -118,14 +118,14 @@ def policy_table(runs: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, pd
 
 def mean_curves(runs: dict[int, dict[str, tuple[pd.DataFrame, dict]]]) -> pd.DataFrame:
     """Per policy and evaluated step: the mean and sd over seeds of the test loss, and the mean
-    cumulative FLOPs of training to that step (step · FLOPs per step)."""
+    cumulative FLOPs of training to that step (the curve's `flops`, written by its job)."""
     frames = []
     for seed, policies in runs.items():
-        for policy, (curve, costs) in policies.items():
+        for policy, (curve, _) in policies.items():
             points = curve[curve["test_loss"].notna()]
-            steps = points["step"].to_numpy(np.int64)  # int32 on disk: FLOPs pass 2^31
-            frames.append(pd.DataFrame({"seed": seed, "policy": policy, "step": steps,
-                                        "flops": steps * int(costs["step_flops"]),
+            frames.append(pd.DataFrame({"seed": seed, "policy": policy,
+                                        "step": points["step"].to_numpy(),
+                                        "flops": points["flops"].to_numpy(np.int64),
                                         "test_loss": points["test_loss"].to_numpy()}))  # fmt: skip
     frame = pd.concat(frames, ignore_index=True)
     grouped = frame.groupby(["policy", "step"], sort=False)
