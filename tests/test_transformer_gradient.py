@@ -59,3 +59,22 @@ def test_checkpointed_adjoint_equals_storing_every_step_in_float32():
     # The same operations in the same order: equal to the last bit, not just close.
     assert torch.equal(stored.grad, checkpointed.grad)
     assert torch.equal(stored.desired_losses, checkpointed.desired_losses)
+
+
+@pytest.mark.slow  # compiles two graphs: about a minute, or seconds from PyTorch's disk cache
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_policy_gradient_equals_autograd_through_unrolled_loop():
+    """The default policy epoch of the Transformer (`train.compile: policy`) is the compiled
+    one: its adjoint gradient against autograd through the eager unrolled loop."""
+    model, train, desired, theta0, policy = transformer_problem(reading="authors")
+    compiled = Transformer(model.shape, init=READINGS["authors"]["init"], compile=True)
+    eta = 0.5
+    result = policy_gradient(compiled, theta0, train, desired, policy, eta, checkpoint_every=3)
+    gamma = policy.clone().requires_grad_(True)
+    objective = unrolled_objective(
+        model, theta0.clone().requires_grad_(True), train, desired, gamma, eta
+    )
+    (expected,) = torch.autograd.grad(objective, gamma)
+    assert compiled.compiled and result.objective == pytest.approx(float(objective), rel=1e-12)
+    torch.testing.assert_close(result.grad, expected, rtol=1e-9, atol=1e-12)
+    assert expected.abs().max() > 1e-6
