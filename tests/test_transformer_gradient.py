@@ -8,6 +8,7 @@ from pipeline.policy.adjoint import policy_gradient
 from pipeline.policy.simplex import project_to_simplex
 from pipeline.stability import READINGS
 from tests.test_adjoint import unrolled_objective
+from tests.test_models import transformer_case
 
 
 def transformer_problem(
@@ -61,20 +62,25 @@ def test_checkpointed_adjoint_equals_storing_every_step_in_float32():
     assert torch.equal(stored.desired_losses, checkpointed.desired_losses)
 
 
-@pytest.mark.slow  # compiles two graphs: about a minute, or seconds from PyTorch's disk cache
+@pytest.mark.slow  # the graphs of test_models' compiled test: seconds from PyTorch's disk cache
 @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_policy_gradient_equals_autograd_through_unrolled_loop():
     """The default policy epoch of the Transformer (`train.compile: policy`) is the compiled
-    one: its adjoint gradient against autograd through the eager unrolled loop."""
-    model, train, desired, theta0, policy = transformer_problem(reading="authors")
-    compiled = Transformer(model.shape, init=READINGS["authors"]["init"], compile=True)
+    one: its adjoint gradient against autograd through the eager unrolled loop. The model and
+    chunk shape are test_models' compiled case, so the suite compiles them once."""
+    model, batch, theta0, _, _ = transformer_case(chunk_size=3)
+    compiled = Transformer(model.shape, chunk_size=3, compile=True)
+    g = torch.Generator().manual_seed(1)
+    desired = {"tokens": torch.randint(3, 40, (3, 10), generator=g)}
+    policy = project_to_simplex(torch.rand(4, 6, generator=g, dtype=torch.float64) * 0.5)
     eta = 0.5
-    result = policy_gradient(compiled, theta0, train, desired, policy, eta, checkpoint_every=3)
+    result = policy_gradient(compiled, theta0, batch, desired, policy, eta, checkpoint_every=3)
     gamma = policy.clone().requires_grad_(True)
     objective = unrolled_objective(
-        model, theta0.clone().requires_grad_(True), train, desired, gamma, eta
+        model, theta0.clone().requires_grad_(True), batch, desired, gamma, eta
     )
     (expected,) = torch.autograd.grad(objective, gamma)
-    assert compiled.compiled and result.objective == pytest.approx(float(objective), rel=1e-12)
+    assert compiled.compiled
+    assert result.objective == pytest.approx(float(objective.detach()), rel=1e-12)
     torch.testing.assert_close(result.grad, expected, rtol=1e-9, atol=1e-12)
     assert expected.abs().max() > 1e-6

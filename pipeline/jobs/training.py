@@ -72,7 +72,7 @@ def _run_training(smk, entry: str, spec: dict) -> None:
         )
 
 
-def compiles(settings: dict, device, trains_many_runs: bool) -> bool:
+def compiles(settings: dict, device: torch.device, trains_many_runs: bool) -> bool:
     """Whether a job's Transformer runs through `torch.compile` (`train.compile`): `policy`
     compiles the jobs that train many runs (a policy optimisation's epochs, an online job's τ
     candidates), where the one-off compilation pays; a lone evaluation stays eager. A machine
@@ -84,7 +84,11 @@ def compiles(settings: dict, device, trains_many_runs: bool) -> bool:
         return False
     why = compile_unavailable(device)
     if why:
-        log.warning("`train.compile: %s` but %s: running eagerly (same numbers, slower)", mode, why)
+        log.warning(
+            "`train.compile: %s` but %s: running eagerly (the same numbers to round-off, slower)",
+            mode,
+            why,
+        )
     return why is None
 
 
