@@ -1,7 +1,7 @@
 """The sweep behind the defaults of `minibatch_online`: conventional minibatch AdamW at the
 Transformer's size, over batch size b, peak learning rate and steps T (docs/minibatch.md).
 
-`python -m pipeline.bench.minibatch_sweep --data results/data/<name> --out DIR` trains, at each
+`python -m pipeline.bench.minibatch_sweep --config config.yaml <overlays> --out DIR` trains, at each
 point b:lr:T (warm-up T/10, the block's other settings), the conventional run at the main seed
 on the data set the `minibatch_online` target built, and writes `minibatch_sweep.{csv,md}`: the
 final and the lowest test loss, the step of the lowest, how far the test loss moved over the
@@ -21,6 +21,7 @@ import yaml
 
 from pipeline.analysis.tables import markdown_table
 from pipeline.config import merged, run_settings, validate_config
+from pipeline.paths import data_split
 from pipeline.runtime import set_thread_environment
 
 #: b:lr:T points of the sweep in docs/minibatch.md.
@@ -42,8 +43,9 @@ def plateaus(curve: pd.DataFrame, tolerance: float) -> bool:
     return bool(last_quarter_range(curve) <= tolerance and final - lowest <= tolerance)
 
 
-def sweep(config: dict, data_dir: Path, points: list[str], tolerance: float) -> pd.DataFrame:
-    """One conventional AdamW run per point b:lr:T, at the main seed; a row per point."""
+def sweep(config: dict, points: list[str], tolerance: float) -> pd.DataFrame:
+    """One conventional AdamW run per point b:lr:T, at the main seed, on the configuration's
+    Transformer data set; a row per point."""
     import torch  # here: after the thread environment is set
 
     from pipeline.data.tinystories import perturbed_mask
@@ -52,14 +54,15 @@ def sweep(config: dict, data_dir: Path, points: list[str], tolerance: float) -> 
     from pipeline.training.minibatch import evaluated
 
     settings = run_settings(config, "transformer")
-    if data_dir.name != settings["data_name"]:
-        raise SystemExit(f"--data {data_dir}: the configuration's Transformer data set is "
-                         f"results/data/{settings['data_name']} (built by `snakemake "
-                         "minibatch_online` with the same --configfile)")  # fmt: skip
+    train = Path(data_split(settings["data_name"], "train"))
+    if not train.exists():
+        build = f"snakemake {train} --configfile <the same files>"
+        raise SystemExit(f"{train} is missing: build the Transformer data set first ({build})")
+    data_dir = train.parent
     seed = int(settings["seed"])
     run = load_run(settings, data_dir, torch.device("cpu"), torch.float32)
     theta0 = initial_parameters(run, seed)
-    perturbed = perturbed_mask(data_dir / "train.parquet")
+    perturbed = perturbed_mask(train)
     rows = []
     for point in points:
         b, lr, steps = point.split(":")
@@ -86,9 +89,6 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m pipeline.bench.minibatch_sweep",
         description="Conventional minibatch AdamW over b, lr and T: the defaults' sweep.",
     )
-    parser.add_argument("--data", type=Path, required=True,
-                        help="the Transformer's data set, results/data/<name> (built by "
-                        "`snakemake minibatch_online`)")  # fmt: skip
     parser.add_argument("--config", type=Path, nargs="+", default=[Path("config.yaml")],
                         help="config.yaml, then overlays merged in order")  # fmt: skip
     parser.add_argument("--points", nargs="+", default=list(POINTS), help="b:lr:T each")
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in args.config:
         config = merged(config, yaml.safe_load(path.read_text()))
     validate_config(config)
-    table = sweep(config, args.data, args.points, args.tolerance)
+    table = sweep(config, args.points, args.tolerance)
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "minibatch_sweep.csv", index=False)
     shown = table.assign(
